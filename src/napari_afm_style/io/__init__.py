@@ -1,0 +1,88 @@
+"""File formats: Δf stacks (our .npz, Nanonis .sxm, Gwyddion .gwy, multi-page TIFF,
+ppafm .xsf/.npz) and geometries (XYZ / extended XYZ / ppafm XYZ).
+
+``read_stack`` picks the reader from the file; each format module offers
+``sniff(path) -> bool`` (cheap, never raises) and ``read(path) -> AFMStack``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import zipfile
+from pathlib import Path
+
+from ..stack import AFMStack
+from ._atomic import FileFormatError
+from .npz import is_stack_npz, read_stack_npz, write_stack_npz
+from .xyz import is_xyz, read_atoms, write_atoms
+
+__all__ = [
+    "FileFormatError",
+    "read_stack",
+    "write_stack",
+    "read_atoms",
+    "write_atoms",
+    "stack_format",
+    "STACK_FORMATS",
+]
+
+#: (name, module) for every stack format, in the order they are tried.
+STACK_FORMATS = (
+    ("npz", ".npz"),
+    ("sxm", ".sxm"),
+    ("gwy", ".gwy"),
+    ("tiff", ".tiff"),
+    ("ppafm", ".ppafm"),
+)
+
+
+
+
+
+
+def stack_format(path) -> str | None:
+    """Name of the stack format of ``path`` (file or folder), or None if none of ours."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz" and path.is_file():
+        if is_stack_npz(path) or not zipfile.is_zipfile(path):
+            # an unreadable .npz is reported by our reader (truncated download, ...)
+            return "npz"
+    for name, modname in STACK_FORMATS[1:]:
+        try:
+            mod = importlib.import_module(modname, __name__)
+            if mod.sniff(path):
+                return name
+        except Exception:  # a sniffer must never stop another reader from trying
+            continue
+    return None
+
+
+def read_stack(path) -> AFMStack:
+    """Read a Δf stack from any supported file or folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    FileFormatError
+        If ``path`` is not a supported stack, or is one but is broken (the message
+        names the file and the problem).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    fmt = stack_format(path)
+    if fmt is None:
+        raise FileFormatError(
+            path,
+            "not a Δf stack in a supported format (.npz from this project or ppafm, Nanonis "
+            ".sxm file or folder, Gwyddion .gwy, multi-page .tif/.tiff, ppafm .xsf)",
+        )
+    if fmt == "npz":
+        return read_stack_npz(path)
+    return importlib.import_module(dict(STACK_FORMATS)[fmt], __name__).read(path)
+
+
+def write_stack(stack: AFMStack, path) -> Path:
+    """Write ``stack`` to the project's .npz format (atomic; never clobbers other files)."""
+    return write_stack_npz(stack, path)

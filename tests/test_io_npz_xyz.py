@@ -1,0 +1,99 @@
+import hashlib
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from napari_afm_style.io import FileFormatError, read_atoms, read_stack, write_atoms, write_stack
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_stack_round_trip_keeps_units_and_metadata(small_stack, tmp_path):
+    path = write_stack(small_stack, tmp_path / "s.npz")
+    before = _digest(path)
+    back = read_stack(path)
+    assert _digest(path) == before  # reading never modifies the file
+    assert np.array_equal(back.data, small_stack.data)
+    assert np.allclose(back.heights_A, small_stack.heights_A)
+    assert back.pixel_size_A == small_stack.pixel_size_A
+    assert np.allclose(back.origin_A, small_stack.origin_A)
+    assert (back.f0_Hz, back.k_N_per_m, back.amplitude_A) == (30300.0, 1800.0, 0.8)
+    assert back.metadata["source"] == "test"
+    with np.load(path) as z:
+        assert '"data": "Hz"' in str(z["units_json"])
+
+
+def test_truncated_npz_names_file(small_stack, tmp_path):
+    path = write_stack(small_stack, tmp_path / "s.npz")
+    raw = path.read_bytes()
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FileFormatError, match="broken.npz"):
+        read_stack(bad)
+
+
+def test_foreign_files_are_refused(tmp_path):
+    foreign = tmp_path / "other.npz"
+    np.savez(foreign, image=np.zeros((4, 4)))
+    with pytest.raises(FileFormatError, match="not a Δf stack"):
+        read_stack(foreign)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(FileFormatError):
+        read_stack(text)
+
+
+def test_write_refuses_to_clobber_other_files(small_stack, tmp_path):
+    precious = tmp_path / "data.npz"
+    np.savez(precious, image=np.ones(3))
+    before = _digest(precious)
+    with pytest.raises(FileExistsError):
+        write_stack(small_stack, precious)
+    assert _digest(precious) == before
+    notxyz = tmp_path / "notes.xyz"
+    notxyz.write_text("my lab notes, not a geometry\n")
+    with pytest.raises(FileExistsError):
+        write_atoms(Atoms("H"), notxyz)
+    assert notxyz.read_text().startswith("my lab notes")
+
+
+def test_atoms_round_trip_with_confidence(tmp_path):
+    atoms = Atoms("OH2", positions=[[1.0, 2.0, 3.0], [1.96, 2.0, 3.0], [0.76, 2.93, 3.0]])
+    atoms.arrays["confidence"] = np.array([0.9, 0.5, 0.25])
+    atoms.set_initial_charges([-0.8, 0.4, 0.4])
+    path = write_atoms(atoms, tmp_path / "w.xyz")
+    back = read_atoms(path)
+    assert back.get_chemical_symbols() == ["O", "H", "H"]
+    assert np.allclose(back.positions, atoms.positions)
+    assert np.allclose(back.arrays["confidence"], [0.9, 0.5, 0.25])
+    assert np.allclose(back.get_initial_charges(), [-0.8, 0.4, 0.4])
+
+
+PPAFM_XYZ = """3
+Scan window: [[ 2.5 -6.5 16.9], [34.6 25.0 19.5]], Amplitude: 1.2, tip R0: [0.18, 0.13, 3], kxy: -0.026
+8\t16.0\t7.6\t10.8\t-0.8\t
+1\t16.9\t7.6\t10.8\t0.4\t
+79\t14.0\t14.0\t4.7\t0.0\t
+"""
+
+
+def test_reads_ppafm_xyz_variant(tmp_path):
+    path = tmp_path / "1.xyz"
+    path.write_text(PPAFM_XYZ)
+    atoms = read_atoms(path)
+    assert atoms.get_chemical_symbols() == ["O", "H", "Au"]
+    assert np.allclose(atoms.get_initial_charges(), [-0.8, 0.4, 0.0])
+    scan = atoms.info["ppafm_scan"]
+    assert scan["scan_window_A"] == [[2.5, -6.5, 16.9], [34.6, 25.0, 19.5]]
+    assert scan["amplitude_A"] == pytest.approx(1.2)
+    assert scan["tipR0_A"] == [0.18, 0.13, 3.0]
+
+
+def test_truncated_xyz_is_reported(tmp_path):
+    path = tmp_path / "cut.xyz"
+    path.write_text("\n".join(PPAFM_XYZ.splitlines()[:3]) + "\n")
+    with pytest.raises(FileFormatError, match="cut.xyz.*3 atoms"):
+        read_atoms(path)
