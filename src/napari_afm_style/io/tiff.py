@@ -1,0 +1,268 @@
+"""Multi-page TIFF Δf stacks (read and write) via ``tifffile``.
+
+One page per tip height, farthest first (unless our own metadata says otherwise).
+
+Reading, in order of preference
+-------------------------------
+1. Our own metadata: the first page's ImageDescription holds JSON
+   ``{"napari_afm_style": {...}}`` with every :class:`AFMStack` parameter and its units
+   (written by :func:`write_stack_tiff`), so a TIFF round trip keeps units, heights,
+   origin, cantilever and metadata exactly.
+2. ImageJ metadata: ``unit`` with the XResolution tag (pixels per unit) gives the pixel
+   size; ``spacing`` (same unit) gives the height step. Pages are taken farthest first;
+   heights relative, 0 = last page.
+3. Plain resolution tags (XResolution + ResolutionUnit centimetre/inch), used only when
+   they give a pixel below 1 µm: most TIFFs carry a print resolution (72 dpi…) that says
+   nothing about the scan.
+4. Otherwise the pixel size is unknown: 0.125 Å is used and
+   ``metadata["pixel_size_source"] = "default"`` says so; the height step is unknown too
+   (0.1 Å placeholder, ``heights_known: False``).
+
+Foreign TIFFs carry no Δf unit: values are taken as Hz (``data_unit: "assumed Hz"``).
+Rows are kept as stored (row 0 first), as for every format.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..stack import UNITS, AFMStack, StackError
+from ._atomic import FileFormatError, atomic_path, check_overwrite
+from ._units import length_factor_A
+
+__all__ = ["sniff", "read", "write_stack_tiff", "is_stack_tiff", "DEFAULT_PIXEL_SIZE_A"]
+
+TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+SUFFIXES = (".tif", ".tiff")
+META_KEY = "napari_afm_style"
+FORMAT_VERSION = 1
+DEFAULT_PIXEL_SIZE_A = 0.125
+PLACEHOLDER_STEP_A = 0.1
+DEFAULT_F0_HZ = 30300.0
+DEFAULT_K_N_PER_M = 1800.0
+DEFAULT_AMPLITUDE_A = 1.0
+_CM_TO_A = 1e8
+_INCH_TO_A = 2.54e8
+_MAX_PLAUSIBLE_PIXEL_A = 1e4  # 1 µm
+
+
+def sniff(path) -> bool:
+    """True for a ``.tif``/``.tiff`` file with a TIFF or BigTIFF magic; never raises."""
+    try:
+        path = Path(path)
+        if path.suffix.lower() not in SUFFIXES or not path.is_file():
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(4) in TIFF_MAGICS
+    except Exception:
+        return False
+
+
+def _our_metadata(description: str | None) -> dict | None:
+    if not description or not description.lstrip().startswith("{"):
+        return None
+    try:
+        doc = json.loads(description)
+    except ValueError:
+        return None
+    meta = doc.get(META_KEY) if isinstance(doc, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_stack_tiff(path) -> bool:
+    """True if ``path`` is a TIFF written by :func:`write_stack_tiff`."""
+    if not sniff(path):
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            return _our_metadata(tif.pages[0].description) is not None
+    except Exception:
+        return False
+
+
+def _rational(tag) -> float | None:
+    if tag is None:
+        return None
+    v = tag.value
+    try:
+        if isinstance(v, tuple):
+            return float(v[0]) / float(v[1]) if v[1] else None
+        return float(v)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _pages(path: Path, tif) -> np.ndarray:
+    """All pages as (n, ny, nx); refuses colour and higher-dimensional images."""
+    series = tif.series[0]
+    axes = "".join(a for a, n in zip(series.axes, series.shape) if n > 1)  # non-trivial axes
+    if "S" in axes:
+        raise FileFormatError(
+            path, "a colour (RGB) image, not a Δf stack: Δf pages must be single-channel"
+        )
+    data = series.asarray()
+    data = np.squeeze(data)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3:
+        raise FileFormatError(
+            path, f"image axes {series.axes!r} with shape {series.shape}: expected pages of 2-D "
+            "Δf images (one per height)"
+        )
+    if not axes.endswith("YX") and len(axes) >= 2:
+        raise FileFormatError(path, f"unexpected image axes {series.axes!r}; expected …YX pages")
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise FileFormatError(path, f"pages of dtype {data.dtype} are not real numbers")
+    return data
+
+
+def read(path) -> AFMStack:
+    """Read a multi-page TIFF Δf stack (see the module docstring for the metadata used).
+
+    Raises
+    ------
+    FileFormatError
+        If the file is truncated, damaged, a colour image, or its stored parameters are
+        invalid.
+    """
+    import tifffile
+
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            first = tif.pages[0]
+            ours = _our_metadata(first.description)
+            ij = tif.imagej_metadata if tif.is_imagej else None
+            xres = _rational(first.tags.get("XResolution"))
+            yres = _rational(first.tags.get("YResolution"))
+            runit = first.tags.get("ResolutionUnit")
+            runit = int(runit.value) if runit is not None else 2
+            data = _pages(path, tif)
+    except FileFormatError:
+        raise
+    except Exception as e:  # tifffile/numpy raise assorted errors on damaged files
+        raise FileFormatError(
+            path, f"cannot read the TIFF ({type(e).__name__}: {e}); is it truncated?"
+        ) from e
+
+    if ours is not None:
+        return _from_ours(path, data, ours)
+
+    meta: dict = {"source_format": "tiff", "source_file": str(path), "data_unit": "assumed Hz"}
+    px = None
+    step = None
+    if ij:
+        unit = ij.get("unit")
+        factor = length_factor_A(unit) if unit else None
+        if factor is not None and xres:
+            px = factor / xres
+            meta["pixel_size_source"] = f"ImageJ metadata (unit {unit!r}, XResolution)"
+            if yres and abs(factor / yres - px) > 1e-3 * px:
+                meta.setdefault("warnings", []).append(
+                    f"non-square pixels in the ImageJ metadata ({px:g} × {factor / yres:g} Å); using x"
+                )
+        spacing = ij.get("spacing")
+        if factor is not None and spacing:
+            step = abs(float(spacing)) * factor
+            meta["height_step_source"] = f"ImageJ spacing ({spacing} {unit})"
+    if px is None and xres and runit in (2, 3):
+        candidate = (_INCH_TO_A if runit == 2 else _CM_TO_A) / xres
+        if candidate < _MAX_PLAUSIBLE_PIXEL_A:
+            px = candidate
+            meta["pixel_size_source"] = "TIFF resolution tags"
+        else:
+            meta["resolution_tags_ignored"] = (
+                f"XResolution {xres:g} per {'inch' if runit == 2 else 'cm'} is a print "
+                "resolution, not a scan pixel size"
+            )
+    if px is None or not np.isfinite(px) or px <= 0:
+        px = DEFAULT_PIXEL_SIZE_A
+        meta["pixel_size_source"] = "default"
+        meta["pixel_size_note"] = (
+            f"pixel size UNKNOWN (no metadata); {DEFAULT_PIXEL_SIZE_A} Å used - set the real value"
+        )
+    n = data.shape[0]
+    if step is not None and step > 0:
+        heights = step * np.arange(n - 1, -1, -1, dtype=np.float64)
+        meta["height_frame"] = "relative: 0 = last page (closest); pages taken farthest first"
+        meta["heights_known"] = True
+    else:
+        heights = PLACEHOLDER_STEP_A * np.arange(n - 1, -1, -1, dtype=np.float64)
+        meta["height_frame"] = (
+            "relative placeholder: heights UNKNOWN; pages taken farthest first with a "
+            f"{PLACEHOLDER_STEP_A} Å step - set the real heights before use"
+        )
+        meta["heights_known"] = n == 1
+    meta.update({"f0_source": "default", "k_source": "default", "amplitude_source": "default"})
+    try:
+        return AFMStack(data, heights, px, (0.0, 0.0), DEFAULT_F0_HZ, DEFAULT_K_N_PER_M,
+                        DEFAULT_AMPLITUDE_A, metadata=meta)
+    except StackError as e:
+        raise FileFormatError(path, str(e)) from e
+
+
+def _from_ours(path: Path, data: np.ndarray, ours: dict) -> AFMStack:
+    units = ours.get("units", UNITS)
+    for key in ("heights_A", "pixel_size_A", "origin_A", "amplitude_A"):
+        if units.get(key, "angstrom") != "angstrom":
+            raise FileFormatError(path, f"{key} stored in {units.get(key)!r}; expected angstrom")
+    if units.get("data", "Hz") != "Hz" or units.get("f0_Hz", "Hz") != "Hz":
+        raise FileFormatError(path, f"Δf/f0 stored in {units.get('data')!r}; expected Hz")
+    try:
+        heights = np.asarray(ours["heights_A"], dtype=np.float64)
+        if ours.get("page_order", "farthest_first") == "closest_first":
+            data, heights = data[::-1], heights[::-1]
+        meta = dict(ours.get("metadata") or {})
+        meta.setdefault("source_format", "tiff")
+        meta["source_file"] = str(path)
+        return AFMStack(
+            data=data,
+            heights_A=heights,
+            pixel_size_A=float(ours["pixel_size_A"]),
+            origin_A=ours.get("origin_A", (0.0, 0.0)),
+            f0_Hz=float(ours.get("f0_Hz", DEFAULT_F0_HZ)),
+            k_N_per_m=float(ours.get("k_N_per_m", DEFAULT_K_N_PER_M)),
+            amplitude_A=float(ours.get("amplitude_A", DEFAULT_AMPLITUDE_A)),
+            metadata=meta,
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise FileFormatError(path, f"invalid napari_afm_style metadata in the TIFF: {e}") from e
+
+
+def write_stack_tiff(stack: AFMStack, path) -> Path:
+    """Write ``stack`` as a float32 multi-page TIFF (one page per height, farthest first).
+
+    All parameters go into the first page's ImageDescription as JSON, so
+    :func:`read` restores them exactly. The write is atomic and refuses to overwrite a
+    file that is not a stack TIFF of ours.
+    """
+    import tifffile
+
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        path = path.with_name(path.name + ".tif")
+    check_overwrite(path, is_stack_tiff)
+    description = json.dumps({
+        META_KEY: {
+            "format_version": FORMAT_VERSION,
+            "page_order": "farthest_first",
+            "heights_A": stack.heights_A.tolist(),
+            "pixel_size_A": stack.pixel_size_A,
+            "origin_A": stack.origin_A.tolist(),
+            "f0_Hz": stack.f0_Hz,
+            "k_N_per_m": stack.k_N_per_m,
+            "amplitude_A": stack.amplitude_A,
+            "units": UNITS,
+            "metadata": stack.metadata,
+        }
+    })
+    with atomic_path(path) as tmp:
+        # photometric="minisblack": otherwise a 3-page stack is taken for one RGB image.
+        tifffile.imwrite(tmp, stack.data, photometric="minisblack", description=description,
+                         metadata=None)
+    return path
