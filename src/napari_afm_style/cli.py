@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "order": ("napari_afm_style.order", "tetrahedral order S_k/S_g of a geometry vs theory"),
     "experiment": ("napari_afm_style.experiment", "the four-regime training experiment"),
     "demo": ("napari_afm_style.demo", "run the whole pipeline headless on the bundled sample"),
+    "gui": ("napari_afm_style.demo", "open napari with every widget docked on the bundled sample"),
 }
 
 
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     mod = importlib.import_module(args._module)
-    run = getattr(mod, f"run_{args.command.replace('-', '_')}", None) or mod.run_from_args
+    name = args.command.replace("-", "_")
+    run = (getattr(mod, f"run_{name}_command", None) or getattr(mod, f"run_{name}", None)
+           or mod.run_from_args)
     try:
         return int(run(args) or 0)
     except KeyboardInterrupt:
