@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install napari-afm-style into ./.venv on a fresh Debian/Ubuntu machine.
+#   bash scripts/install.sh            # runtime: API, CLI, napari GUI
+#   bash scripts/install.sh --testing  # + pytest, pytest-qt, pytest-xvfb (and Xvfb itself)
+# torch is pinned to the CPU build 2.13.0 first, so that no multi-GB CUDA build is pulled
+# in on CPU-only machines; on a GPU machine install the CUDA build of torch before this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="gui"
+[[ "${1:-}" == "--testing" ]] && extras="gui,testing"
+
+# System libraries Qt needs for a window, and Xvfb for headless tests/screenshots.
+if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-xinerama0 \
+      libxcb-cursor0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 \
+      libgl1 libegl1 libdbus-1-3 libfontconfig1 >/dev/null
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[${extras}]"
+echo "installed napari-afm-style into $(pwd)/.venv (extras: ${extras})"

@@ -1,0 +1,88 @@
+"""Running long work off the GUI thread with a progress bar and a cancel button."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+
+class JobControls(QWidget):
+    """Run button + progress bar + cancel button driving one background job at a time.
+
+    ``start(gen_func, on_result)`` runs a generator function in a thread. The generator
+    yields ``(done, total, message)`` to report progress and returns its result; it is
+    cancelled between yields (napari's generator workers honour ``quit()``).
+    """
+
+    def __init__(self, run_text: str, parent=None):
+        super().__init__(parent)
+        self.run_button = QPushButton(run_text)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        from qtpy.QtWidgets import QVBoxLayout
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        self.worker = None
+        self.cancel_button.clicked.connect(self.cancel)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    def start(self, gen_func: Callable, on_result: Callable, *args, **kwargs):
+        if self.worker is not None:
+            return None
+        worker = thread_worker(gen_func, start_thread=False)(*args, **kwargs)
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(on_result)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)  # busy until the first report
+        self.status.setText("running…")
+        worker.start()
+        return worker
+
+    def cancel(self):
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.setText("cancelling…")
+
+    def _on_progress(self, report):
+        done, total, message = report
+        self.progress.setRange(0, max(int(total), 1))
+        self.progress.setValue(int(done))
+        self.status.setText(str(message))
+
+    def _on_error(self, exc):
+        # never let a bad input crash napari: show what went wrong and what to do
+        self.status.setText(f"error: {exc}")
+        show_error(f"{type(exc).__name__}: {exc}")
+
+    def _on_finished(self):
+        aborted = self.worker is not None and getattr(self.worker, "abort_requested", False)
+        self.worker = None
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0 if aborted else 1)
+        if aborted:
+            self.status.setText("cancelled")
+            show_info("cancelled")

@@ -1,0 +1,98 @@
+"""Dock widget: re-simulate a (predicted or hand-edited) structure beside the scan."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+
+from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
+from ._jobs import JobControls
+from ._layer_choice import LayerComboBox
+from .predict_widget import _is_stack_layer
+
+
+class ResimWidget(QWidget):
+    """Completes the structure (substrate, missing H), simulates it with ppafm on the
+    SAME scan as the source stack off the GUI thread, and shows it to the right of the
+    scan with per-height NCC/SSIM; editing a point and pressing the button again is the
+    intended loop."""
+
+    GAP_A = 2.0
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.result = None  # (simulated AFMStack, scores)
+        self.sim_layer = None
+        self.diff_layer = None
+        self.image = LayerComboBox(napari_viewer, "image", accept=_is_stack_layer)
+        self.points = LayerComboBox(napari_viewer, "points")
+        self.show_difference = QCheckBox("difference layer (standardised)")
+        self.scores = QLabel("")
+        self.scores.setWordWrap(True)
+        self.jobs = JobControls("Re-simulate")
+        form = QFormLayout()
+        form.addRow("scan", self.image)
+        form.addRow("structure", self.points)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.show_difference)
+        layout.addWidget(self.jobs)
+        layout.addWidget(self.scores)
+        layout.addStretch(1)
+        self.jobs.run_button.clicked.connect(self.run)
+
+    def run(self):
+        image, points = self.image.layer(), self.points.layer()
+        if image is None or points is None:
+            self.jobs.status.setText("choose a Δf stack and a Points layer (predicted or loaded .xyz)")
+            return None
+        try:
+            stack = stack_from_layer(image)
+            atoms = atoms_from_points(points.data, points.features)
+        except ValueError as e:
+            self.jobs.status.setText(str(e))
+            return None
+        return self.jobs.start(_resim_job, self._on_result, stack, atoms, image.name)
+
+    def _on_result(self, result):
+        simulated, scores, diff, source = result
+        self.result = (simulated, scores)
+        shift = simulated.extent_A[0] + self.GAP_A
+        data, kwargs, _ = stack_layer_data(simulated, name=f"re-simulated {source}")
+        t = list(kwargs["translate"])
+        t[2] += shift  # beside the scan, same heights: the z slider moves both
+        kwargs["translate"] = tuple(t)
+        if self.sim_layer is not None and self.sim_layer in self.viewer.layers:
+            self.sim_layer.data = data
+            self.sim_layer.metadata["afm_stack"] = simulated
+        else:
+            self.sim_layer = self.viewer.add_image(data, **kwargs)
+        if self.show_difference.isChecked():
+            d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG")
+            t = list(dk["translate"])
+            t[2] += 2 * shift
+            dk["translate"] = tuple(t)
+            if self.diff_layer is not None and self.diff_layer in self.viewer.layers:
+                self.diff_layer.data = d
+            else:
+                self.diff_layer = self.viewer.add_image(d, **dk)
+        lines = [f"mean NCC {scores['ncc_mean']:.3f}, mean SSIM {scores['ssim_mean']:.3f}"]
+        lines += [f"z = {z:.2f} Å: NCC {c:.3f}, SSIM {s:.3f}"
+                  for z, c, s in zip(scores["heights_A"], scores["ncc"], scores["ssim"])]
+        self.scores.setText("\n".join(lines))
+
+
+def _resim_job(stack, atoms, source):
+    from ..compare import difference_stack, match_scores
+    from ..completion import complete_structure
+    from ..simulate import simulate
+
+    yield (0, 3, "completing the structure (substrate, hydrogens)…")
+    window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
+    full = complete_structure(atoms, window_A=window)
+    yield (1, 3, f"simulating {len(full)} atoms with ppafm…")
+    simulated = simulate(full, stack)
+    yield (2, 3, "scoring")
+    scores = match_scores(stack, simulated)
+    yield (3, 3, f"done: mean NCC {scores['ncc_mean']:.3f}")
+    return simulated, scores, difference_stack(stack, simulated), source

@@ -1,0 +1,95 @@
+"""Dock widget: style-translate a Δf stack forward (sim→exp) or backward (exp→sim)."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+
+from .._layers import stack_from_layer, stack_layer_data
+from ._jobs import JobControls
+from ._layer_choice import LayerComboBox
+from .predict_widget import _is_stack_layer
+
+
+class TranslateWidget(QWidget):
+    """Runs the translator once (off the GUI thread) and caches its residual; the
+    strength slider then rescales it instantly, without re-running the network."""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.translation = None  # the widget's model object (translate.Translation)
+        self.output_layer = None
+        self.image = LayerComboBox(napari_viewer, "image", accept=_is_stack_layer)
+        self.direction = QComboBox()
+        self.direction.addItems(["backward (exp → sim, clean a scan)",
+                                 "forward (sim → exp, add experimental style)"])
+        self.strength = QSlider(Qt.Orientation.Horizontal)
+        self.strength.setRange(0, 100)
+        self.strength.setValue(100)
+        self.strength_label = QLabel("1.00")
+        self.jobs = JobControls("Translate")
+        form = QFormLayout()
+        form.addRow("Δf stack", self.image)
+        form.addRow("direction", self.direction)
+        form.addRow("strength", self.strength)
+        form.addRow("", self.strength_label)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.jobs)
+        layout.addStretch(1)
+        self.jobs.run_button.clicked.connect(self.run)
+        self.strength.valueChanged.connect(self._on_strength)
+
+    @property
+    def direction_value(self) -> str:
+        return self.direction.currentText().split()[0]
+
+    @property
+    def strength_value(self) -> float:
+        return self.strength.value() / 100.0
+
+    def run(self):
+        layer = self.image.layer()
+        if layer is None:
+            self.jobs.status.setText("open a Δf stack first")
+            return None
+        try:
+            stack = stack_from_layer(layer)
+        except ValueError as e:
+            self.jobs.status.setText(str(e))
+            return None
+        return self.jobs.start(_translate_job, self._on_result, stack, self.direction_value,
+                               layer.name)
+
+    def _on_result(self, result):
+        self.translation, source = result
+        self.output_layer = None
+        self._show(source)
+
+    def _on_strength(self, value):
+        self.strength_label.setText(f"{value / 100:.2f}")
+        if self.translation is not None and self.output_layer in self.viewer.layers:
+            self._show(None)
+
+    def _show(self, source):
+        out = self.translation.at(self.strength_value)
+        if self.output_layer is not None and self.output_layer in self.viewer.layers:
+            self.output_layer.data = out.data
+            self.output_layer.metadata["afm_stack"] = out
+            return
+        name = f"{source} {self.translation.direction} α"
+        data, kwargs, _ = stack_layer_data(out, name=name)
+        kwargs["contrast_limits"] = (float(out.data.min()), float(out.data.max()))
+        self.output_layer = self.viewer.add_image(data, **kwargs)
+        self.jobs.status.setText(f"{self.translation.direction} translation ready; "
+                                 "move the strength slider to blend")
+
+
+def _translate_job(stack, direction, source):
+    from ..translate import prepare_translation
+
+    yield (0, 1, f"translating {direction}…")
+    translation = prepare_translation(stack, direction)
+    yield (1, 1, "done")
+    return translation, source

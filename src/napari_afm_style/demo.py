@@ -1,0 +1,171 @@
+"""The main job, headless: the whole pipeline on the bundled sample.
+
+load → backward style translation → structure prediction → ppafm re-simulation →
+tetrahedral order vs theory → XYZ export, with timings, a summary and figures written
+to an output folder. ``afm-style demo -o OUT`` runs it; ``afm-style gui`` opens napari
+with every widget docked on the same sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_demo"]
+
+
+class _Timer:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    def __call__(self, name):
+        timer = self
+
+        class _Block:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.times[name] = time.perf_counter() - self.t0
+
+        return _Block()
+
+
+def _figure(stack, translated, simulated, atoms, dist, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .order import histogram_data, tetrahedral_order
+
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), layout="constrained")
+    extent = (stack.x_A[0], stack.x_A[-1], stack.y_A[-1], stack.y_A[0])
+    for ax, s, title in zip(axes[:3], (stack, translated, simulated),
+                            ("scan (closest slice)", "backward translated", "re-simulated prediction")):
+        ax.imshow(s.data[-1], cmap="gray", extent=extent)
+        ax.set_title(title)
+        ax.set_xlabel("x (Å)")
+    symbols = np.array(atoms.get_chemical_symbols())
+    for el, color in (("O", "red"), ("H", "white")):
+        p = atoms.positions[symbols == el]
+        axes[1].scatter(p[:, 0], p[:, 1], s=10 if el == "O" else 4, c=color, edgecolors="k",
+                        linewidths=0.3)
+    oxygen = atoms.positions[symbols == "O"]
+    idx, sk, sg = tetrahedral_order(oxygen) if len(oxygen) else ([], [], [])
+    for ax, key in zip(axes[3:], ("S_k", "S_g")):
+        if len(idx):
+            h = histogram_data(sk, sg)[key]
+            ax.bar(h["centres"], h["reference"], width=np.diff(h["edges"]), color="0.6", label="theory")
+            ax.step(h["edges"][:-1], h["prediction"], where="post", color="C3",
+                    label=f"prediction (W={dist.get('wasserstein_' + key, float('nan')):.3g})")
+            ax.legend(fontsize=7)
+        ax.set_xlabel(key)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def run_demo(out_dir, sample: str = "experiment_like", model: str = "pure",
+             threshold: float | None = None, strength: float = 1.0, quick: bool = False) -> dict:
+    """Run the pipeline and write its outputs into ``out_dir``; returns the summary.
+
+    ``quick`` crops the scan to its central 64×64 pixels (used by the test suite).
+    """
+    from ._sample_data import EXP_STACK, SIM_STACK, data_path
+    from .compare import match_scores
+    from .completion import complete_structure
+    from .io import read_stack, write_atoms, write_stack
+    from .order import order_distances
+    from .predict import predict
+    from .simulate import simulate
+    from .translate import translate
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = _Timer()
+    with t("load"):
+        stack = read_stack(data_path(EXP_STACK if sample == "experiment_like" else SIM_STACK))
+        if quick:
+            c = stack.shape[1] // 2
+            stack = stack.replace(data=stack.data[:, c - 32 : c + 32, c - 32 : c + 32],
+                                  origin_A=stack.origin_A + (c - 32) * stack.pixel_size_A)
+    with t("translate_backward"):
+        translated = translate(stack, direction="backward", strength=strength)
+    with t("predict"):
+        atoms = predict(translated, model=model, threshold=threshold)
+    with t("resimulate"):
+        window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
+        full = complete_structure(atoms, window_A=window) if len(atoms) else None
+        simulated = simulate(full, stack) if full is not None else stack.replace(data=np.zeros_like(stack.data))
+        scores = match_scores(stack, simulated) if full is not None else {"ncc_mean": float("nan"), "ssim_mean": float("nan")}
+    with t("order"):
+        n_o = int(np.sum(np.array(atoms.get_chemical_symbols()) == "O"))
+        dist = order_distances(atoms) if n_o >= 5 else {}
+    with t("export"):
+        write_atoms(atoms, out / "predicted.xyz")
+        write_stack(translated, out / "translated_backward.npz")
+        write_stack(simulated, out / "resimulated.npz")
+        _figure(stack, translated, simulated, atoms, dist, out / "pipeline.png")
+    symbols = atoms.get_chemical_symbols()
+    summary = {
+        "sample": sample,
+        "stack_shape": list(stack.shape),
+        "atoms_found": {el: symbols.count(el) for el in sorted(set(symbols))},
+        "model": model,
+        "translation_strength": strength,
+        "resim_ncc_mean": scores["ncc_mean"],
+        "resim_ssim_mean": scores["ssim_mean"],
+        "wasserstein_S_k": dist.get("wasserstein_S_k"),
+        "wasserstein_S_g": dist.get("wasserstein_S_g"),
+        "emd_2d": dist.get("emd_2d"),
+        "n_order_centres": dist.get("n_centres"),
+        "timings_s": {k: round(v, 3) for k, v in t.times.items()},
+        "total_s": round(sum(t.times.values()), 3),
+        "outputs": sorted(p.name for p in out.iterdir()),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def configure_demo_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-o", "--output", default="demo_output", help="output folder")
+    p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
+    p.add_argument("--model", default="pure", help="structure model (shipped name or checkpoint)")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--strength", type=float, default=1.0, help="backward translation strength 0–1")
+
+
+def run_demo_command(args) -> int:
+    summary = run_demo(args.output, sample=args.sample, model=args.model, threshold=args.threshold,
+                       strength=args.strength)
+    print("napari-afm-style demo: load → translate (backward) → predict → re-simulate → order → XYZ")
+    for key, value in summary.items():
+        print(f"  {key}: {value}")
+    print(f"outputs in {Path(args.output).resolve()}")
+    return 0
+
+
+def configure_gui_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
+
+
+def run_gui(args) -> int:  # pragma: no cover - interactive
+    import napari
+
+    from ._qt.order_widget import OrderWidget
+    from ._qt.predict_widget import PredictWidget
+    from ._qt.resim_widget import ResimWidget
+    from ._qt.translate_widget import TranslateWidget
+
+    viewer = napari.Viewer(title="napari-afm-style")
+    key = "water_experiment_like" if args.sample == "experiment_like" else "water_sim"
+    viewer.open_sample("napari-afm-style", key)
+    for widget, name in ((TranslateWidget, "Style translation"), (PredictWidget, "Predict atoms"),
+                         (ResimWidget, "Re-simulate structure"), (OrderWidget, "Tetrahedral order")):
+        viewer.window.add_dock_widget(widget(viewer), name=name, area="right", tabify=True)
+    napari.run()
+    return 0
