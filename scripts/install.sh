@@ -9,14 +9,16 @@ cd "$(dirname "$0")/.."
 extras="gui"
 [[ "${1:-}" == "--testing" ]] && extras="gui,testing"
 
-# System libraries Qt needs for a window, and Xvfb for headless tests/screenshots.
+# System libraries Qt needs for a window, Xvfb for headless tests/screenshots, and
+# Debian's PoCL (OpenCL on the CPU for ppafm): the PoCL inside the pip wheel cannot
+# compile kernels for some recent CPUs ("unknown target CPU"), Debian's can.
 if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
-  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 >/dev/null 2>&1; then
+  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 pocl-opencl-icd >/dev/null 2>  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 >/dev/null 2>&1; then1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-xinerama0 \
       libxcb-cursor0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 \
-      libgl1 libegl1 libdbus-1-3 libfontconfig1 >/dev/null
+      libgl1 libegl1 libdbus-1-3 libfontconfig1 pocl-opencl-icd >/dev/null
   fi
 fi
 
