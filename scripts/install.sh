@@ -13,7 +13,7 @@ extras="gui"
 # Debian's PoCL (OpenCL on the CPU for ppafm): the PoCL inside the pip wheel cannot
 # compile kernels for some recent CPUs ("unknown target CPU"), Debian's can.
 if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
-  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 pocl-opencl-icd >/dev/null 2>  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 >/dev/null 2>&1; then1; then
+  if ! dpkg -s xvfb libxcb-cursor0 libxkbcommon-x11-0 pocl-opencl-icd >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libxcb-xinerama0 \
