@@ -1,0 +1,531 @@
+"""Style translation of Δf stacks: simulated ⇄ experimental (``afm-style translate``).
+
+``forward`` adds the experimental style to a simulation (noise, drift, scan-line jumps,
+misregistration between heights, tip variability); ``backward`` removes it from an
+experimental stack so that it looks like a ppafm simulation.
+
+The translator (:mod:`napari_afm_style.models.cyclegan`) works on the canonical grid:
+the stack is adapted with :func:`~napari_afm_style.resample.to_canonical`, every slice
+normalised (its mean and standard deviation kept), and the generator predicts a
+residual ``r`` in those normalised units. The residual is brought back to the INPUT
+grid (inverse lateral resampling with anti-aliasing, height interpolation, times the
+input slice's standard deviation in Hz), so the output has exactly the input's shape,
+heights, pixel size and origin:
+
+    output = input + strength · residual_Hz
+
+Strength 0 returns the input data exactly; changing the strength only rescales the
+cached residual (:class:`Translation`), so a GUI slider never re-runs the network.
+
+>>> from napari_afm_style.translate import prepare_translation   # doctest: +SKIP
+>>> t = prepare_translation(stack, "backward")                     # doctest: +SKIP
+>>> t.at(0.5)                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from importlib.resources import as_file, files
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from .resample import DEFAULT_GRID, CanonicalGrid, interpolate_heights, resample_lateral, tile_slices, to_canonical
+from .stack import AFMStack
+
+__all__ = [
+    "DIRECTIONS",
+    "Translator",
+    "TranslatorNotAvailable",
+    "Translation",
+    "load_translator",
+    "default_translator_path",
+    "prepare_translation",
+    "prepare_translations",
+    "translate",
+    "translate_shards",
+    "configure_translate_parser",
+    "run_translate",
+]
+
+DIRECTIONS = {"forward": "simulated → experimental", "backward": "experimental → simulated"}
+DEFAULT_NAME = "translator.pt"
+_EPS = 1e-6
+
+
+class TranslatorNotAvailable(FileNotFoundError):
+    """No translator weights (none shipped yet, or a wrong path)."""
+
+
+def _check_direction(direction: str) -> str:
+    if direction not in DIRECTIONS:
+        raise ValueError(
+            f"direction must be 'forward' (simulated → experimental) or 'backward' "
+            f"(experimental → simulated), got {direction!r}"
+        )
+    return direction
+
+
+# -- the loaded model ----------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Translator:
+    """The two generators of a trained CycleGAN plus their provenance.
+
+    Build with :func:`load_translator` (files) or :meth:`from_model` (in memory).
+    """
+
+    forward_gen: object
+    backward_gen: object
+    name: str
+    path: str | None = None
+    sha256: str | None = None
+    recommended_strength: dict | None = None
+    grid: CanonicalGrid = DEFAULT_GRID
+    info: dict = field(default_factory=dict)
+    max_tile: int = 512
+    #: network passes so far (the GUI and tests use it to check caching)
+    n_network_calls: int = 0
+
+    @classmethod
+    def from_model(cls, model, name: str = "in-memory CycleGAN", recommended_strength=None) -> Translator:
+        """Wrap a :class:`~napari_afm_style.models.cyclegan.CycleGAN` (e.g. during training)."""
+        return cls(model.forward_gen, model.backward_gen, name, recommended_strength=recommended_strength)
+
+    def generator(self, direction: str):
+        return self.forward_gen if _check_direction(direction) == "forward" else self.backward_gen
+
+    def residual(self, z: np.ndarray, direction: str) -> np.ndarray:
+        """Residual (normalised units) of normalised canonical stacks ``(B, C, ny, nx)``
+        or ``(C, ny, nx)``. Images larger than ``max_tile`` are done in overlapping tiles
+        blended with linear ramps."""
+        import torch
+
+        gen = self.generator(direction)
+        z = np.asarray(z, dtype=np.float32)
+        single = z.ndim == 3
+        zb = z[None] if single else z
+        n_ch = getattr(getattr(gen, "config", None), "n_channels", zb.shape[1])
+        if zb.shape[1] != n_ch:
+            raise ValueError(f"the translator expects {n_ch} slices, got {zb.shape[1]}")
+        gen.eval()
+        ny, nx = zb.shape[-2:]
+        with torch.inference_mode():
+            if max(ny, nx) <= self.max_tile:
+                out = gen(torch.from_numpy(np.ascontiguousarray(zb))).numpy()
+                self.n_network_calls += 1
+            else:
+                out = np.zeros_like(zb)
+                wsum = np.zeros((ny, nx), np.float32)
+                tile, overlap = self.max_tile // 2, 32
+                for y0, y1 in tile_slices(ny, tile, overlap):
+                    for x0, x1 in tile_slices(nx, tile, overlap):
+                        part = zb[..., y0:y1, x0:x1]
+                        r = gen(torch.from_numpy(np.ascontiguousarray(part))).numpy()
+                        self.n_network_calls += 1
+                        w = np.outer(_ramp(y1 - y0, y0 > 0, y1 < ny, overlap),
+                                     _ramp(x1 - x0, x0 > 0, x1 < nx, overlap))
+                        out[..., y0:y1, x0:x1] += r * w
+                        wsum[y0:y1, x0:x1] += w
+                out /= wsum
+        return out[0] if single else out
+
+
+def _ramp(n: int, ramp_start: bool, ramp_end: bool, overlap: int) -> np.ndarray:
+    w = np.ones(n, np.float32)
+    r = np.arange(1, overlap + 1, dtype=np.float32) / (overlap + 1)
+    if ramp_start:
+        w[:overlap] = np.minimum(w[:overlap], r)
+    if ramp_end:
+        w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
+    return w
+
+
+def default_translator_path():
+    """Where the shipped weights live (``napari_afm_style/models/translator.pt``)."""
+    return files("napari_afm_style").joinpath("models", DEFAULT_NAME)
+
+
+_CACHE: dict = {}
+
+
+def load_translator(model=None) -> Translator:
+    """Load a translator.
+
+    Parameters
+    ----------
+    model : None, str, Path, Translator or CycleGAN
+        None: the shipped default (``models/translator.pt``); a path: an exported
+        translator file, a training checkpoint, or a training folder (its ``last.pt``).
+
+    Raises
+    ------
+    TranslatorNotAvailable
+        If no weights are shipped yet (None) or the path does not exist.
+    """
+    from .models.cyclegan import CycleGAN
+
+    if isinstance(model, Translator):
+        return model
+    if isinstance(model, CycleGAN):
+        return Translator.from_model(model)
+    if model is None:
+        res = default_translator_path()
+        if not res.is_file():
+            raise TranslatorNotAvailable(
+                "no style-translator weights are shipped yet (napari_afm_style/models/translator.pt). "
+                "Train them with `afm-style train-translator --sim SIM_DIR --exp EXP_DIR --out CKPT_DIR "
+                "--export src/napari_afm_style/models/translator.pt`, or pass model=PATH to a "
+                "checkpoint or exported translator"
+            )
+        with as_file(res) as p:
+            return _load_file(Path(p), packaged=True)
+    path = Path(model)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise TranslatorNotAvailable(f"{model}: no translator weights there (expected a .pt file or a training folder)")
+    return _load_file(path, packaged=False)
+
+
+def _load_file(path: Path, packaged: bool) -> Translator:
+    import torch
+
+    from .models.cyclegan import CHECKPOINT_FORMAT, TRANSLATOR_FORMAT, CycleGANConfig, ResidualGenerator
+
+    key = (str(path.resolve()), path.stat().st_mtime_ns)
+    if key in _CACHE:
+        return _CACHE[key]
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not ours"
+        raise ValueError(f"{path}: cannot read translator weights ({e})") from e
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == TRANSLATOR_FORMAT:
+        fwd, bwd = payload["forward"], payload["backward"]
+    elif fmt == CHECKPOINT_FORMAT:
+        ms = payload["model"]
+        fwd = {k[len("forward_gen."):]: v for k, v in ms.items() if k.startswith("forward_gen.")}
+        bwd = {k[len("backward_gen."):]: v for k, v in ms.items() if k.startswith("backward_gen.")}
+    else:
+        raise ValueError(f"{path}: not a style translator of this project (format {fmt!r})")
+    config = CycleGANConfig.from_dict(payload["config"])
+    g, f = ResidualGenerator(config), ResidualGenerator(config)
+    g.load_state_dict(fwd)
+    f.load_state_dict(bwd)
+    g.eval()
+    f.eval()
+    grid = CanonicalGrid(**payload["grid"]) if payload.get("grid") else DEFAULT_GRID
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    name = f"{path.name} ({'packaged' if packaged else path.parent}, step {payload.get('step')}, sha256 {sha[:12]})"
+    tr = Translator(g, f, name, str(path), sha, payload.get("recommended_strength"), grid,
+                    info={"format": fmt, "step": payload.get("step"), "finished": payload.get("finished"),
+                          "heldout_ids": (payload.get("data") or {}).get("heldout_ids"),
+                          "evaluation": payload.get("evaluation")})
+    _CACHE[key] = tr
+    return tr
+
+
+def _validate_strength(strength, recommended: float | None = None) -> float:
+    """A strength in [0, 1]; ``"recommended"`` means the translator's held-out choice."""
+    if isinstance(strength, str):
+        if strength != "recommended":
+            raise ValueError(f"strength must be a number in [0, 1] or 'recommended', got {strength!r}")
+        if recommended is None:
+            raise ValueError("this translator stores no recommended strength (an unfinished or "
+                             "older checkpoint); give a number in [0, 1]")
+        return float(recommended)
+    try:
+        s = float(strength)
+    except (TypeError, ValueError):
+        raise ValueError(f"strength must be a number in [0, 1], got {strength!r}") from None
+    if not (np.isfinite(s) and 0.0 <= s <= 1.0):
+        raise ValueError(f"strength must be in [0, 1] (0 = input unchanged, 1 = full translation), got {strength!r}")
+    return s
+
+
+# -- one translation ----------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Translation:
+    """A stack with its cached translation residual; :meth:`at` makes any strength.
+
+    Attributes
+    ----------
+    source : AFMStack
+        The input stack (not modified).
+    residual_Hz : ndarray
+        Full-strength residual on the input's grid, Hz.
+    direction : str
+    model : str
+        Name (file, sha256) of the translator.
+    resampling : dict
+        What was done to fit the canonical grid and to come back.
+    recommended_strength : float or None
+        The translator's held-out choice for this direction, if it has one.
+    """
+
+    source: AFMStack
+    residual_Hz: np.ndarray
+    direction: str
+    model: str
+    resampling: dict
+    recommended_strength: float | None = None
+    model_sha256: str | None = None
+
+    def at(self, strength=1.0) -> AFMStack:
+        """The translated stack at ``strength`` ∈ [0, 1] (or ``"recommended"``); no
+        network pass. Strength 0 returns the input data exactly."""
+        s = _validate_strength(strength, self.recommended_strength)
+        data = self.source.data.copy() if s == 0.0 else self.source.data + np.float32(s) * self.residual_Hz
+        record = {"step": "translate", "direction": self.direction,
+                  "meaning": DIRECTIONS[self.direction], "strength": s, "model": self.model,
+                  "model_sha256": self.model_sha256, "resampling": self.resampling}
+        meta = copy.deepcopy(self.source.metadata)
+        meta["translation"] = {k: v for k, v in record.items() if k != "step"}
+        meta.setdefault("history", []).append(record)
+        return self.source.replace(data=data, metadata=meta)
+
+
+
+def _canonical_input(stack: AFMStack, grid: CanonicalGrid):
+    canon, rec = to_canonical(stack, grid)
+    mean = canon.data.mean(axis=(1, 2), keepdims=True)
+    std = np.maximum(canon.data.std(axis=(1, 2), keepdims=True), _EPS)
+    z = ((canon.data - mean) / std).astype(np.float32)
+    return canon, rec, z, std
+
+
+def _residual_to_input(stack: AFMStack, canon: AFMStack, rec: dict, r: np.ndarray,
+                       std_canon: np.ndarray, grid: CanonicalGrid) -> tuple[np.ndarray, dict]:
+    """Bring a normalised canonical residual back to the input grid, in Hz."""
+    lateral = bool(rec.get("lateral_resampled"))
+    same_heights = (stack.n_heights == canon.n_heights
+                    and np.allclose(stack.heights_A, canon.heights_A, rtol=0, atol=1e-6))
+    to_can = {k: rec[k] for k in ("input_shape", "output_shape", "lateral_resampled", "input_pixel_size_A",
+                                  "input_height_span_A", "n_heights_clamped", "warning") if k in rec}
+    if not lateral and same_heights:
+        # the stack already is on the canonical grid: exact inverse of the normalisation
+        return (std_canon * r).astype(np.float32), {"to_canonical": to_can, "back_to_input": "none needed"}
+    back: dict = {}
+    if lateral:
+        ratio = stack.pixel_size_A / grid.pixel_size_A  # > 1: the input is coarser
+        if ratio > 1:
+            # anti-aliasing before subsampling (σ as in skimage's rescale)
+            sigma = 0.5 * (ratio - 1)
+            r = ndimage.gaussian_filter(r, (0, sigma, sigma), mode="nearest")
+            back["anti_alias_sigma_px"] = round(float(sigma), 3)
+        r = resample_lateral(r, grid.pixel_size_A, stack.pixel_size_A)
+        ny, nx = stack.shape[1:]
+        # rounding of the pixel counts can leave one pixel too many or too few
+        r = r[:, :ny, :nx]
+        if r.shape[1:] != (ny, nx):
+            r = np.pad(r, ((0, 0), (0, ny - r.shape[1]), (0, nx - r.shape[2])), mode="edge")
+        back["lateral"] = f"resampled {grid.pixel_size_A} → {stack.pixel_size_A:g} Å"
+    r_in, n_clamped = interpolate_heights(r, canon.heights_A, stack.heights_A)
+    back["heights"] = f"interpolated {canon.n_heights} canonical → {stack.n_heights} input slices"
+    back["n_heights_beyond_canonical"] = int(n_clamped)
+    if n_clamped:
+        back["note"] = (f"{n_clamped} input slice(s) lie beyond the {grid.span_A:.1f} Å canonical span; "
+                        "they get the residual of the nearest canonical slice")
+    std_in = np.maximum(stack.data.std(axis=(1, 2), keepdims=True), _EPS)
+    back["scale"] = "residual × input slice standard deviation (Hz)"
+    return (std_in * r_in).astype(np.float32), {"to_canonical": to_can, "back_to_input": back}
+
+
+def prepare_translations(stacks: list, direction: str = "backward", model=None,
+                         batch_size: int = 8) -> list[Translation]:
+    """:func:`prepare_translation` for many stacks, batching equal-shaped ones."""
+    _check_direction(direction)
+    tr = load_translator(model)
+    prepared = [_canonical_input(s, tr.grid) for s in stacks]
+    residuals: list = [None] * len(stacks)
+    groups: dict = {}
+    for i, (_, _, z, _) in enumerate(prepared):
+        groups.setdefault(z.shape, []).append(i)
+    for idx in groups.values():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s:s + batch_size]
+            r = tr.residual(np.stack([prepared[i][2] for i in chunk]), direction)
+            for i, ri in zip(chunk, r):
+                residuals[i] = ri
+    out = []
+    rec_strength = (tr.recommended_strength or {}).get(direction)
+    for s, (canon, rec, _, std), r in zip(stacks, prepared, residuals):
+        res_Hz, resampling = _residual_to_input(s, canon, rec, r, std, tr.grid)
+        out.append(Translation(s, res_Hz, direction, tr.name, resampling, rec_strength, tr.sha256))
+    return out
+
+
+def prepare_translation(stack: AFMStack, direction: str = "backward", model=None) -> Translation:
+    """Run the translator once on ``stack``; the result makes any strength quickly.
+
+    Parameters
+    ----------
+    stack : AFMStack
+        Any grid: it is adapted to the translator's canonical grid and the residual is
+        mapped back to the stack's own grid.
+    direction : {"backward", "forward"}
+        "forward" simulated → experimental, "backward" experimental → simulated.
+    model : None, path, Translator or CycleGAN
+        None = the shipped default.
+    """
+    if not isinstance(stack, AFMStack):
+        raise ValueError(f"translate needs an AFMStack, got {type(stack).__name__}; read files with io.read_stack")
+    return prepare_translations([stack], direction, model)[0]
+
+
+def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=None) -> AFMStack:
+    """Style-translate ``stack``.
+
+    Parameters
+    ----------
+    stack : AFMStack
+    direction : {"backward", "forward"}
+        "forward": simulated → experimental style; "backward": experimental → simulated.
+    strength : float in [0, 1] or "recommended"
+        Fraction of the translation residual added; 0 returns the input exactly.
+        "recommended" uses the strength the training chose on held-out data.
+    model : None, path, Translator or CycleGAN
+        None = the shipped default (``models/translator.pt``).
+
+    Returns
+    -------
+    AFMStack
+        Same shape, heights, pixel size and origin as ``stack``;
+        ``metadata["translation"]`` records direction, strength, model and resampling.
+    """
+    _check_direction(direction)
+    if not isinstance(strength, str):
+        _validate_strength(strength)  # fail before the network runs
+    return prepare_translation(stack, direction, model).at(strength)
+
+
+# -- shard folders ---------------------------------------------------------------------------
+
+def _shard_complete(path: Path, n_expected: int) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z, z.open("df.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read(fh)
+        return shape[0] == n_expected
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+
+
+def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, model=None,
+                     progress: bool = True, batch_size: int = 8) -> dict:
+    """Translate every ``df`` of a training-set folder into a new folder.
+
+    All other arrays are copied unchanged (atoms stay the labels of the translated
+    images); ``dataset.json`` is copied with a ``translation`` entry. Shards already
+    written (complete) are skipped, so an interrupted run resumes.
+    """
+    from .io._atomic import atomic_path
+    from .train_translator import _npz_len, _shard_stack
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    shards = sorted(in_dir.glob("shard_*.npz"))
+    if not shards:
+        raise ValueError(f"{in_dir} holds no shard_*.npz files (see docs/architecture.md)")
+    if out_dir.resolve() == in_dir.resolve():
+        raise ValueError("the output folder must differ from the input folder")
+    tr = load_translator(model)
+    s_value = _validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
+    note = {"direction": direction, "meaning": DIRECTIONS[direction], "strength": s_value,
+            "model": tr.name, "model_sha256": tr.sha256, "source": str(in_dir)}
+    manifest = json.loads((in_dir / "dataset.json").read_text()) if (in_dir / "dataset.json").exists() else {}
+    manifest = dict(manifest, translation=note)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mpath = out_dir / "dataset.json"
+    if mpath.exists():
+        old = json.loads(mpath.read_text())
+        if old.get("translation") != note:
+            raise ValueError(f"{out_dir} holds a translation with other settings ({old.get('translation')}); "
+                             "choose another output folder")
+    else:
+        with atomic_path(mpath) as tmp:
+            tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    counts = [_npz_len(p) for p in shards]
+    todo = [(p, n) for p, n in zip(shards, counts) if not _shard_complete(out_dir / p.name, n)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(n for _, n in todo), desc=f"translating ({direction})", unit="stack", file=sys.stderr)
+    try:
+        for p, n in todo:
+            with np.load(p, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            df = arrays["df"].copy()
+            for s in range(0, n, batch_size):
+                idx = range(s, min(s + batch_size, n))
+                stacks = [_shard_stack(arrays, i, {}) for i in idx]
+                for i, t in zip(idx, prepare_translations(stacks, direction, tr, batch_size)):
+                    df[i] = t.at(s_value).data
+                if bar is not None:
+                    bar.update(len(idx))
+            arrays["df"] = df.astype(np.float32)
+            with atomic_path(out_dir / p.name) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **arrays)
+    finally:
+        if bar is not None:
+            bar.close()
+    return {"out_dir": str(out_dir), "shards_written": len(todo), "shards_skipped": len(shards) - len(todo),
+            "stacks": int(sum(n for _, n in todo)), "translation": note}
+
+
+# -- command line ----------------------------------------------------------------------------
+
+def _strength_arg(text: str):
+    if text == "recommended":
+        return text
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"strength must be a number in [0, 1] or 'recommended', got {text!r}")
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"strength must be in [0, 1], got {v}")
+    return v
+
+
+def configure_translate_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a stack file (any supported format) or a training-set folder of shards")
+    p.add_argument("-o", "--output", required=True, help="output .npz (for a stack) or folder (for shards)")
+    p.add_argument("--direction", choices=tuple(DIRECTIONS), default="backward",
+                   help="forward: simulated → experimental; backward: experimental → simulated (default)")
+    p.add_argument("--strength", type=_strength_arg, default=1.0,
+                   help="0…1 (0 = unchanged) or 'recommended' (the training's held-out choice); default 1")
+    p.add_argument("--model", default=None, help="translator .pt or training folder (default: shipped weights)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_translate(args) -> int:
+    from .io import read_stack, write_stack
+    from .train_translator import _is_shard_folder
+
+    src = Path(args.input)
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if _is_shard_folder(src):
+        summary = translate_shards(src, args.output, args.direction, args.strength, args.model,
+                                   progress=not args.no_progress, batch_size=args.batch_size)
+        print(f"translated {summary['stacks']} stacks in {summary['shards_written']} shard(s) "
+              f"({summary['shards_skipped']} already done) → {summary['out_dir']}")
+        return 0
+    stack = read_stack(src)
+    out = translate(stack, args.direction, args.strength, args.model)
+    path = write_stack(out, args.output)
+    t = out.metadata["translation"]
+    print(f"wrote {path} ({t['meaning']}, strength {t['strength']:g}, model {t['model']})")
+    return 0
