@@ -78,6 +78,8 @@ class TrainConfig:
     max_steps: int | None = None
     num_threads: int | None = None
     progress: bool = True
+    #: start a new run from another run's weights (fine-tuning, e.g. handcrafted from pure)
+    init_from: str | None = None
     command: str = ""
 
     def __post_init__(self):
@@ -418,6 +420,16 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         elapsed_before = float(ckpt.get("time_s", 0.0))
         torch.set_rng_state(ckpt["torch_rng"])
         print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
+    elif cfg.init_from:
+        init = Path(cfg.init_from)
+        init = (init / "best.pt" if (init / "best.pt").is_file() else init / "last.pt") if init.is_dir() else init
+        src = torch.load(init, map_location="cpu", weights_only=True)
+        if PredictorConfig.from_dict(src["model_config"]).to_dict() != mcfg.to_dict():
+            mcfg = PredictorConfig.from_dict(src["model_config"])
+            net = AtomPredictor(mcfg).to(device)
+            opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        net.load_state_dict(src["model_state"])
+        print(f"initialised from {init}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     first_key = f"{mcfg.elements[0]}_f1"
@@ -630,6 +642,8 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pos-weight", type=float, default=20.0)
     p.add_argument("--val-max-samples", type=int, default=512)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--init-from", default=None,
+                   help="start from the weights of another run (checkpoint or run folder): fine-tuning")
     p.add_argument("--export", default=None, help="after training, export weights (+ model card) to this .pt")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -643,7 +657,7 @@ def run_train_predictor(args) -> int:
         perturb_strength=args.perturb_strength, pos_weight=args.pos_weight,
         val_max_samples=args.val_max_samples, max_steps=args.max_steps, num_threads=args.num_threads,
         model={"base_channels": args.base_channels, "depth": args.depth},
-        progress=not args.no_progress, command="afm-style " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        init_from=args.init_from, progress=not args.no_progress, command="afm-style " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     history = train(cfg)
     if history:
