@@ -286,3 +286,22 @@ def test_cli_train_and_export(shards, tmp_path, capsys):
     assert (out / "last.pt").is_file() and (tmp_path / "predictor_cli.md").is_file()
     assert "epoch 1/1" in capsys.readouterr().out
     assert main(["train-predictor", "--data", str(shards), "--out", str(out)]) == 2  # exists, no --resume
+
+
+def test_init_from_starts_with_the_other_runs_weights(shards, tmp_path):
+    train(_cfg(shards, tmp_path / "base", epochs=2))
+    # a run folder means its best checkpoint
+    base = torch.load(tmp_path / "base" / "best.pt", map_location="cpu", weights_only=True)["model_state"]
+
+    def weights(state):  # learnable tensors only (batch-norm statistics move in any step)
+        return {k: v for k, v in state.items() if "running" not in k and "num_batches" not in k}
+
+    # one step at a vanishing learning rate: the fine-tuned run starts from the source
+    train(_cfg(shards, tmp_path / "tuned", epochs=1, max_steps=1, lr=1e-12,
+               init_from=str(tmp_path / "base")))
+    tuned = torch.load(tmp_path / "tuned" / "last.pt", map_location="cpu", weights_only=True)["model_state"]
+    train(_cfg(shards, tmp_path / "fresh", epochs=1, max_steps=1, lr=1e-12))
+    fresh = torch.load(tmp_path / "fresh" / "last.pt", map_location="cpu", weights_only=True)["model_state"]
+    wb, wt, wf = weights(base), weights(tuned), weights(fresh)
+    assert all(torch.allclose(wb[k], wt[k], atol=1e-6) for k in wb)
+    assert not all(torch.allclose(wb[k], wf[k], atol=1e-6) for k in wb)

@@ -1,0 +1,74 @@
+"""Prediction and translation docks on the bundled samples, with the shipped models."""
+
+import numpy as np
+import pytest
+
+from napari_afm_style.predict import list_models
+
+
+@pytest.mark.skipif("pure" not in list_models(), reason="no shipped structure model")
+def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_path):
+    from napari_afm_style._qt.predict_widget import PredictWidget
+    from napari_afm_style.io import read_atoms
+
+    viewer = make_napari_viewer()
+    image, truth = viewer.open_sample("napari-afm-style", "water_sim")
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.setCurrentText(image.name)
+    widget.model.setCurrentText("pure")
+    widget.run()
+    qtbot.waitUntil(lambda: widget.points_layer is not None, timeout=60_000)
+    layer = widget.points_layer
+    assert set(layer.features.columns) >= {"element", "z_A", "confidence"}
+    assert set(layer.features["element"]) <= {"O", "H"} and "O" in set(layer.features["element"])
+    assert layer.projection_mode == "all"  # visible over the scan on every slice
+    n_default = len(layer.data)
+    # the atoms sit under the scanned window, ~3 Å below the closest tip height
+    stack = image.metadata["afm_stack"]
+    z = np.asarray(layer.features["z_A"])
+    assert np.all(z < stack.heights_A[-1] - 1.0)
+    # threshold slider: no network re-run, fewer atoms at a higher threshold
+    maps = widget.maps
+    widget.threshold.setValue(95)
+    assert widget.maps is maps and len(layer.data) <= n_default
+    widget.threshold.setValue(10)
+    assert len(layer.data) >= n_default
+    # edit by hand (delete one atom) and export with elements kept
+    layer.selected_data = {0}
+    layer.remove_selected()
+    out = tmp_path / "pred.xyz"
+    viewer.layers.selection.active = layer
+    viewer.layers.save(str(out), selected=True, plugin="napari-afm-style")
+    atoms = read_atoms(out)
+    assert len(atoms) == len(layer.data)
+    assert atoms.get_chemical_symbols() == list(layer.features["element"])
+
+
+def test_translate_widget_strength_slider(make_napari_viewer, qtbot):
+    from napari_afm_style._qt.translate_widget import TranslateWidget
+    from napari_afm_style.translate import TranslatorNotAvailable, load_translator
+
+    try:
+        load_translator()
+    except TranslatorNotAvailable:
+        pytest.skip("no shipped translator")
+    viewer = make_napari_viewer()
+    image = viewer.open_sample("napari-afm-style", "water_experiment_like")[0]
+    widget = TranslateWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image.setCurrentText(image.name)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.output_layer is not None, timeout=60_000)
+    out = widget.output_layer
+    assert np.allclose(out.scale, image.scale) and np.allclose(out.translate, image.translate)
+    full = np.array(out.data)
+    assert not np.allclose(full, image.data)
+    translation = widget.translation
+    widget.strength.setValue(0)  # strength 0: exactly the input, without re-running
+    assert widget.translation is translation
+    assert np.array_equal(np.asarray(out.data), np.asarray(image.data))
+    widget.strength.setValue(50)
+    half = np.asarray(out.data)
+    assert np.allclose(half, 0.5 * (full + np.asarray(image.data)), atol=1e-4)
+    assert out.metadata["afm_stack"].metadata["history"][-1]["step"].startswith("translate")
