@@ -86,3 +86,42 @@ class JobControls(QWidget):
         if aborted:
             self.status.setText("cancelled")
             show_info("cancelled")
+
+
+class StackJobWidget(QWidget):
+    """Base of the docks that run one job on a chosen Δf stack layer: a stack picker, a
+    form for the subclass's controls, and :class:`JobControls`."""
+
+    def __init__(self, napari_viewer, run_text: str, parent=None):
+        super().__init__(parent)
+        from qtpy.QtWidgets import QFormLayout, QVBoxLayout
+
+        from ._layer_choice import LayerComboBox, is_stack_layer
+
+        self.viewer = napari_viewer
+        self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
+        self.jobs = JobControls(run_text)
+        self.form = QFormLayout()
+        self.form.addRow("Δf stack", self.image)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addWidget(self.jobs)
+        layout.addStretch(1)
+        self.jobs.run_button.clicked.connect(self.run)
+
+    def selected_stack(self):
+        """(layer, AFMStack) of the chosen layer, or None with the reason in the status."""
+        from .._layers import stack_from_layer
+
+        layer = self.image.layer()
+        if layer is None:
+            self.jobs.status.setText("open a Δf stack first (File ▸ Open, or a sample)")
+            return None
+        try:
+            return layer, stack_from_layer(layer)
+        except ValueError as e:
+            self.jobs.status.setText(str(e))
+            return None
+
+    def run(self):  # pragma: no cover - subclasses
+        raise NotImplementedError

@@ -37,3 +37,8 @@ class LayerComboBox(QComboBox):
         if not name or name not in self.viewer.layers:
             return None
         return self.viewer.layers[name]
+
+
+def is_stack_layer(layer) -> bool:
+    """Image layers that carry an AFM stack (opened or produced by this plugin)."""
+    return "afm_stack" in getattr(layer, "metadata", {})

@@ -3,47 +3,32 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QLabel, QSlider
 
-from .._layers import atoms_layer_data, stack_from_layer
-from ._jobs import JobControls
-from ._layer_choice import LayerComboBox
-
-
-def _is_stack_layer(layer) -> bool:
-    return "afm_stack" in getattr(layer, "metadata", {})
+from .._layers import atoms_layer_data
+from ._jobs import StackJobWidget
 
 
-class PredictWidget(QWidget):
+class PredictWidget(StackJobWidget):
     """Choose a stack layer and a model, predict off the GUI thread, then move the
     confidence threshold: the points update from the cached maps without re-running
     the network. The Points layer stays editable and saves to XYZ with elements."""
 
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
+        super().__init__(napari_viewer, "Predict atoms", parent)
         from ..predict import list_models
 
-        self.viewer = napari_viewer
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
-        self.image = LayerComboBox(napari_viewer, "image", accept=_is_stack_layer)
         self.model = QComboBox()
         self.model.addItems(list_models())
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(1, 99)
         self.threshold.setValue(50)
         self.threshold_label = QLabel("0.50")
-        self.jobs = JobControls("Predict atoms")
-        form = QFormLayout()
-        form.addRow("Δf stack", self.image)
-        form.addRow("model", self.model)
-        form.addRow("confidence ≥", self.threshold)
-        form.addRow("", self.threshold_label)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.jobs)
-        layout.addStretch(1)
-        self.jobs.run_button.clicked.connect(self.run)
+        self.form.addRow("model", self.model)
+        self.form.addRow("confidence ≥", self.threshold)
+        self.form.addRow("", self.threshold_label)
         self.threshold.valueChanged.connect(self._on_threshold)
 
     @property
@@ -51,15 +36,10 @@ class PredictWidget(QWidget):
         return self.threshold.value() / 100.0
 
     def run(self):
-        layer = self.image.layer()
-        if layer is None:
-            self.jobs.status.setText("open a Δf stack first (File ▸ Open, or a sample)")
+        chosen = self.selected_stack()
+        if chosen is None:
             return None
-        try:
-            stack = stack_from_layer(layer)
-        except ValueError as e:
-            self.jobs.status.setText(str(e))
-            return None
+        layer, stack = chosen
         return self.jobs.start(_predict_job, self._on_result, stack, self.model.currentText(),
                                layer.name)
 

@@ -6,8 +6,7 @@ from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import LayerComboBox
-from .predict_widget import _is_stack_layer
+from ._layer_choice import LayerComboBox, is_stack_layer
 
 
 class ResimWidget(QWidget):
@@ -24,7 +23,7 @@ class ResimWidget(QWidget):
         self.result = None  # (simulated AFMStack, scores)
         self.sim_layer = None
         self.diff_layer = None
-        self.image = LayerComboBox(napari_viewer, "image", accept=_is_stack_layer)
+        self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
         self.points = LayerComboBox(napari_viewer, "points")
         self.show_difference = QCheckBox("difference layer (standardised)")
         self.scores = QLabel("")

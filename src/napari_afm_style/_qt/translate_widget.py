@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QFormLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QLabel, QSlider
 
-from .._layers import stack_from_layer, stack_layer_data
-from ._jobs import JobControls
-from ._layer_choice import LayerComboBox
-from .predict_widget import _is_stack_layer
+from .._layers import stack_layer_data
+from ._jobs import StackJobWidget
 
 
-class TranslateWidget(QWidget):
+class TranslateWidget(StackJobWidget):
     """Runs the translator once (off the GUI thread) and caches its residual; the
     strength slider then rescales it instantly, without re-running the network."""
 
     def __init__(self, napari_viewer, parent=None):
-        super().__init__(parent)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer, "Translate", parent)
         self.translation = None  # the widget's model object (translate.Translation)
         self.output_layer = None
-        self.image = LayerComboBox(napari_viewer, "image", accept=_is_stack_layer)
         self.direction = QComboBox()
         self.direction.addItems(["backward (exp → sim, clean a scan)",
                                  "forward (sim → exp, add experimental style)"])
@@ -28,17 +24,9 @@ class TranslateWidget(QWidget):
         self.strength.setRange(0, 100)
         self.strength.setValue(100)
         self.strength_label = QLabel("1.00")
-        self.jobs = JobControls("Translate")
-        form = QFormLayout()
-        form.addRow("Δf stack", self.image)
-        form.addRow("direction", self.direction)
-        form.addRow("strength", self.strength)
-        form.addRow("", self.strength_label)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.jobs)
-        layout.addStretch(1)
-        self.jobs.run_button.clicked.connect(self.run)
+        self.form.addRow("direction", self.direction)
+        self.form.addRow("strength", self.strength)
+        self.form.addRow("", self.strength_label)
         self.strength.valueChanged.connect(self._on_strength)
 
     @property
@@ -50,15 +38,10 @@ class TranslateWidget(QWidget):
         return self.strength.value() / 100.0
 
     def run(self):
-        layer = self.image.layer()
-        if layer is None:
-            self.jobs.status.setText("open a Δf stack first")
+        chosen = self.selected_stack()
+        if chosen is None:
             return None
-        try:
-            stack = stack_from_layer(layer)
-        except ValueError as e:
-            self.jobs.status.setText(str(e))
-            return None
+        layer, stack = chosen
         return self.jobs.start(_translate_job, self._on_result, stack, self.direction_value,
                                layer.name)
 
