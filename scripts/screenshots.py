@@ -1,6 +1,6 @@
 """Screenshots of the real viewer for README and docs (run under Xvfb):
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py [viewer resim order translate]
 
 Writes docs/images/viewer.png (sample + predicted atoms), resim.png (side-by-side
 re-simulation), order.png (histogram dock) and translate.png.
@@ -32,6 +32,9 @@ def wait_for(predicate, timeout_s=300):
 
 
 def main():
+    import sys
+
+    only = set(sys.argv[1:]) or {"viewer", "resim", "order", "translate"}
     OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-afm-style")
     viewer.window._qt_window.resize(1500, 900)
@@ -58,10 +61,14 @@ def main():
 
     order = OrderWidget(viewer)
     viewer.window.add_dock_widget(order, name="Tetrahedral order", area="right", tabify=True)
-    order.points.setCurrentText(predict.points_layer.name)
+    viewer.layers["true structure"].visible = True
+    order.points.setCurrentText("true structure")
     order.update_plot()
     QApplication.processEvents()
     viewer.screenshot(str(OUT / "order.png"), canvas_only=False)
+    if "translate" not in only:
+        viewer.close()
+        return
 
     for layer in list(viewer.layers):
         viewer.layers.remove(layer)

@@ -47,6 +47,10 @@ def test_resim_widget_reproduces_true_geometry(make_napari_viewer, qtbot, water_
     assert np.allclose(sim_layer.scale, scan_layer.scale)
     assert sim_layer.translate[2] == pytest.approx(scan_layer.translate[2] + stack.extent_A[0] + widget.GAP_A)
     assert widget.diff_layer is not None and "NCC" in widget.scores.text()
+    # the atoms (several Å under the tip) are drawn over the scan on the closest slice
+    viewer.dims.set_point(0, stack.heights_A[-1])
+    truth = viewer.layers["truth"]
+    assert len(truth._view_indices) == len(truth.data)
 
 
 def test_resim_widget_completes_oxygen_only_structure(make_napari_viewer, qtbot, water_scan):

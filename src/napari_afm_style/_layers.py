@@ -49,6 +49,9 @@ def stack_layer_data(stack: AFMStack, name: str | None = None, **kwargs) -> tupl
         translate=stack.layer_translate(),
         metadata={STACK_KEY: stack},
         colormap="gray",
+        # one slice = one tip height; the thick slice used to draw atoms on every
+        # height must not average the Δf slices together
+        projection_mode="none",
         units=UNITS_3D,
         axis_labels=("z", "y", "x"),
     )

@@ -96,7 +96,7 @@ class StackJobWidget(QWidget):
         super().__init__(parent)
         from qtpy.QtWidgets import QFormLayout, QVBoxLayout
 
-        from ._layer_choice import LayerComboBox, is_stack_layer
+        from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
 
         self.viewer = napari_viewer
         self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
@@ -108,6 +108,7 @@ class StackJobWidget(QWidget):
         layout.addWidget(self.jobs)
         layout.addStretch(1)
         self.jobs.run_button.clicked.connect(self.run)
+        keep_atoms_visible(napari_viewer)
 
     def selected_stack(self):
         """(layer, AFMStack) of the chosen layer, or None with the reason in the status."""

@@ -42,3 +42,30 @@ class LayerComboBox(QComboBox):
 def is_stack_layer(layer) -> bool:
     """Image layers that carry an AFM stack (opened or produced by this plugin)."""
     return "afm_stack" in getattr(layer, "metadata", {})
+
+
+def _project_atoms(viewer, event=None):
+    """Make the height axis's slice thick enough to hold every atom of every Points layer
+    with elements, so that atoms (a few Å under the tip) are drawn over every Δf slice.
+    Image layers ignore the thickness (their projection mode is 'none')."""
+    if viewer.dims.ndim < 3:
+        return
+    has_atoms = any(ly._type_string == "points" and "element" in getattr(ly, "features", {})
+                    for ly in viewer.layers)
+    if not has_atoms:
+        return
+    rng = viewer.dims.range[0]
+    span = float(rng.stop - rng.start) + 1.0
+    margins_l, margins_r = list(viewer.dims.margin_left), list(viewer.dims.margin_right)
+    if margins_l[0] < span or margins_r[0] < span:
+        margins_l[0] = margins_r[0] = span
+        viewer.dims.margin_left = tuple(margins_l)
+        viewer.dims.margin_right = tuple(margins_r)
+
+
+def keep_atoms_visible(viewer) -> None:
+    """Draw atoms over the scan on every height slice, now and whenever layers change."""
+    if not getattr(viewer, "_afm_atoms_projected", False):
+        viewer.layers.events.inserted.connect(lambda e: _project_atoms(viewer, e))
+        viewer._afm_atoms_projected = True
+    _project_atoms(viewer)

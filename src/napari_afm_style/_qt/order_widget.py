@@ -8,7 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points
-from ._layer_choice import LayerComboBox
+from ._layer_choice import LayerComboBox, keep_atoms_visible
 from .mpl_canvas import ThemedCanvas
 
 
@@ -70,6 +70,7 @@ class OrderWidget(QWidget):
         self.save_figure.clicked.connect(lambda: self._ask_save("figure"))
         self.save_csv.clicked.connect(lambda: self._ask_save("csv"))
         self._watch()
+        keep_atoms_visible(napari_viewer)
 
     def _watch(self, *_):
         if self._watched is not None:

@@ -6,7 +6,7 @@ from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import LayerComboBox, is_stack_layer
+from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
 
 
 class ResimWidget(QWidget):
@@ -39,6 +39,7 @@ class ResimWidget(QWidget):
         layout.addWidget(self.scores)
         layout.addStretch(1)
         self.jobs.run_button.clicked.connect(self.run)
+        keep_atoms_visible(napari_viewer)
 
     def run(self):
         image, points = self.image.layer(), self.points.layer()
@@ -67,7 +68,8 @@ class ResimWidget(QWidget):
         else:
             self.sim_layer = self.viewer.add_image(data, **kwargs)
         if self.show_difference.isChecked():
-            d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG")
+            d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG",
+                                        contrast_limits=(-3.0, 3.0))
             t = list(dk["translate"])
             t[2] += 2 * shift
             dk["translate"] = tuple(t)
