@@ -70,15 +70,19 @@ def main():
         viewer.close()
         return
 
-    for layer in list(viewer.layers):
-        viewer.layers.remove(layer)
+    viewer.close()
+    viewer = napari.Viewer(title="napari-afm-style")
+    viewer.window._qt_window.resize(1500, 900)
     exp = viewer.open_sample("napari-afm-style", "water_experiment_like")[0]
     translate = TranslateWidget(viewer)
     viewer.window.add_dock_widget(translate, name="Style translation", area="right", tabify=True)
     translate.image.setCurrentText(exp.name)
     translate.run()
     wait_for(lambda: translate.output_layer is not None)
-    viewer.grid.enabled = True
+    # beside the scan (same heights), so both are seen at once
+    out = translate.output_layer
+    out.translate = (out.translate[0], out.translate[1], out.translate[2] + 18.0)
+    viewer.reset_view()
     viewer.dims.set_point(0, exp.translate[0] + exp.scale[0] * 9)
     viewer.screenshot(str(OUT / "translate.png"), canvas_only=False)
     viewer.close()
