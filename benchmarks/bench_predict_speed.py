@@ -15,9 +15,8 @@ trained model, so the extraction of ~120 rendered atoms is timed separately too)
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,8 @@ from napari_afm_style.dataset import render_targets
 from napari_afm_style.models.predictor import AtomPredictor, PredictorConfig
 from napari_afm_style.predict import PredictionMaps, list_models, load_model, predict, save_weights
 
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -63,14 +55,14 @@ def main(argv=None) -> int:
                      for i in range(10)]).astype(np.float32)
     stack = AFMStack(data, 12 + 0.1 * np.arange(9, -1, -1), 0.125, (0, 0))
 
-    t_predict = _median_time(lambda: predict(stack, model=loaded), args.repeats)
+    t_predict = median_time(lambda: predict(stack, model=loaded), args.repeats)
     x = torch.from_numpy(data[None].copy())
 
     def forward():
         with torch.inference_mode():
             loaded.net(x)
 
-    t_forward = _median_time(forward, args.repeats)
+    t_forward = median_time(forward, args.repeats)
 
     # extraction cost on maps with a realistic number of atoms (rendered targets)
     n_o = 40
@@ -82,10 +74,10 @@ def main(argv=None) -> int:
         PredictionMaps(maps, cfg.elements, cfg.z_centres_A, 0.125, np.zeros(2), 0.0,
                        cfg.min_separation_A).atoms(0.5)
 
-    t_extract = _median_time(extract, args.repeats)
+    t_extract = median_time(extract, args.repeats)
     pm = PredictionMaps(maps, cfg.elements, cfg.z_centres_A, 0.125, np.zeros(2), 0.0, cfg.min_separation_A)
     pm.atoms(0.5)
-    t_rethreshold = _median_time(lambda: pm.atoms(0.3), args.repeats)
+    t_rethreshold = median_time(lambda: pm.atoms(0.3), args.repeats)
 
     print(f"model: {loaded.name} ({sum(p.numel() for p in loaded.net.parameters())} parameters, "
           f"base {cfg.base_channels}, depth {cfg.depth}); torch threads: {torch.get_num_threads()}")

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,15 +36,8 @@ from napari_afm_style.resample import DEFAULT_GRID
 from napari_afm_style.train_translator import load_domain
 from napari_afm_style.translate import Translator, load_translator, prepare_translation, translate
 
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_time  # noqa: E402
 
 
 def _heldout(domain, ids):
@@ -162,12 +155,12 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             gen(x)
 
-    t_plain = _median_time(plain, args.repeats)
-    t_fwd = _median_time(lambda: translate(stack, "forward", 1.0, tr), args.repeats)
-    t_bwd = _median_time(lambda: translate(stack, "backward", 1.0, tr), args.repeats)
+    t_plain = median_time(plain, args.repeats)
+    t_fwd = median_time(lambda: translate(stack, "forward", 1.0, tr), args.repeats)
+    t_bwd = median_time(lambda: translate(stack, "backward", 1.0, tr), args.repeats)
     prepared = prepare_translation(stack, "forward", tr)
     values = iter(np.linspace(0.05, 0.95, 10 * (args.repeats + 2)))
-    t_at = _median_time(lambda: prepared.at(float(next(values))), args.repeats)
+    t_at = median_time(lambda: prepared.at(float(next(values))), args.repeats)
     print()
     print(f"timing, 10 × 128 × 128, median of {args.repeats} (torch threads {torch.get_num_threads()}):")
     print(f"  plain generator forward pass:   {1e3 * t_plain:8.2f} ms  (1.00×)")

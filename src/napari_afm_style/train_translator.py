@@ -722,7 +722,7 @@ def model_card(payload: dict, path: Path) -> str:
         f"- architecture: residual U-Net generators (widths {cfg['gen_channels']}, "
         f"{cfg['n_res_blocks']} residual blocks, {n_params} parameters each), PatchGAN "
         "discriminators (not shipped); input = canonical 10-slice stack as channels, per-slice normalised",
-        f"- directions: forward = simulated → experimental, backward = experimental → simulated",
+        "- directions: forward = simulated → experimental, backward = experimental → simulated",
         f"- training: {payload.get('step')} steps{' (finished)' if payload.get('finished') else ' (NOT finished)'}, "
         f"batch {tc.get('batch_size')}, crop {tc.get('crop')} px, lr {tc.get('lr')}, seed {tc.get('seed')}, "
         f"λ_cycle {tc.get('lambda_cycle')}, λ_identity {tc.get('lambda_identity')}",
@@ -914,7 +914,7 @@ def run_train_translator(args) -> int:
             status = run_training(trainer, sim_tr.arrays, exp_tr.arrays, cpath, {"data": data_info},
                                   deadline, args.checkpoint_every, progress, desc=f"search λc={lc:g} λi={lid:g}")
             if status == "time":
-                print(f"--max-minutes reached during the grid search; run again with --resume", file=sys.stderr)
+                print("--max-minutes reached during the grid search; run again with --resume", file=sys.stderr)
                 return 0
             ev = evaluate_translator(trainer.model, sim_ho.arrays, exp_ho.arrays, distance, device=device)
             results[(lc, lid)] = {"lambda_cycle": lc, "lambda_identity": lid, "steps": trainer.step,

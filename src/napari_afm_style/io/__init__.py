@@ -14,7 +14,7 @@ from pathlib import Path
 from ..stack import AFMStack
 from ._atomic import FileFormatError
 from .npz import is_stack_npz, read_stack_npz, write_stack_npz
-from .xyz import is_xyz, read_atoms, write_atoms
+from .xyz import read_atoms, write_atoms
 
 __all__ = [
     "FileFormatError",

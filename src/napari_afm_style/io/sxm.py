@@ -501,8 +501,6 @@ def read_frames(paths: Sequence, *, channel: str | None = None, direction: str =
         frame_text = f"relative: single frame at height 0{z_txt}"
 
     ref = frames[0]
-    nx = ref["shape"][1]
-    ny = ref["shape"][0]
     px = ref["pixel_size_A"]
     cx, cy = (v * M_TO_A for v in ref["offset_m"])
     w, h = (v * M_TO_A for v in ref["range_m"])
