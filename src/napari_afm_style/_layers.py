@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 
 from .stack import AFMStack
 
@@ -134,5 +134,3 @@ def atoms_from_points(data, features=None) -> Atoms:
         atoms.arrays["confidence"] = np.where(np.isfinite(conf), conf, 1.0)
     return atoms
 
-
-_ = chemical_symbols  # re-exported for widgets that list elements

@@ -15,7 +15,8 @@ def napari_get_reader(path):
         if len(path) == 1:
             path = path[0]
         else:
-            # a list of .sxm frames forms one stack: read their folder only if all agree
+            # several files at once: napari asks per file; a set of .sxm frames is
+            # opened as one stack by choosing their folder
             return None
     p = Path(path)
     if is_xyz(p):

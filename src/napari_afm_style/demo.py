@@ -9,6 +9,7 @@ with every widget docked on the same sample.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -18,21 +19,12 @@ import numpy as np
 __all__ = ["run_demo"]
 
 
-class _Timer:
-    def __init__(self):
-        self.times: dict[str, float] = {}
-
-    def __call__(self, name):
-        timer = self
-
-        class _Block:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.times[name] = time.perf_counter() - self.t0
-
-        return _Block()
+@contextlib.contextmanager
+def _timed(times: dict, name: str):
+    """Record the wall time of the block in ``times[name]`` (s)."""
+    t0 = time.perf_counter()
+    yield
+    times[name] = time.perf_counter() - t0
 
 
 def _figure(stack, translated, simulated, atoms, dist, path):
@@ -86,26 +78,26 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str = "pure",
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    t = _Timer()
-    with t("load"):
+    times: dict[str, float] = {}
+    with _timed(times, "load"):
         stack = read_stack(data_path(EXP_STACK if sample == "experiment_like" else SIM_STACK))
         if quick:
             c = stack.shape[1] // 2
             stack = stack.replace(data=stack.data[:, c - 32 : c + 32, c - 32 : c + 32],
                                   origin_A=stack.origin_A + (c - 32) * stack.pixel_size_A)
-    with t("translate_backward"):
+    with _timed(times, "translate_backward"):
         translated = translate(stack, direction="backward", strength=strength)
-    with t("predict"):
+    with _timed(times, "predict"):
         atoms = predict(translated, model=model, threshold=threshold)
-    with t("resimulate"):
+    with _timed(times, "resimulate"):
         window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
         full = complete_structure(atoms, window_A=window) if len(atoms) else None
         simulated = simulate(full, stack) if full is not None else stack.replace(data=np.zeros_like(stack.data))
         scores = match_scores(stack, simulated) if full is not None else {"ncc_mean": float("nan"), "ssim_mean": float("nan")}
-    with t("order"):
+    with _timed(times, "order"):
         n_o = int(np.sum(np.array(atoms.get_chemical_symbols()) == "O"))
         dist = order_distances(atoms) if n_o >= 5 else {}
-    with t("export"):
+    with _timed(times, "export"):
         write_atoms(atoms, out / "predicted.xyz")
         write_stack(translated, out / "translated_backward.npz")
         write_stack(simulated, out / "resimulated.npz")
@@ -123,8 +115,8 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str = "pure",
         "wasserstein_S_g": dist.get("wasserstein_S_g"),
         "emd_2d": dist.get("emd_2d"),
         "n_order_centres": dist.get("n_centres"),
-        "timings_s": {k: round(v, 3) for k, v in t.times.items()},
-        "total_s": round(sum(t.times.values()), 3),
+        "timings_s": {k: round(v, 3) for k, v in times.items()},
+        "total_s": round(sum(times.values()), 3),
         "outputs": sorted(p.name for p in out.iterdir()),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

@@ -262,10 +262,10 @@ def generate_dataset(out_dir, config: GenerationConfig, workers: int = 1,
             from dask.distributed import Client, as_completed
 
             with Client(scheduler) as client:
-                futures = [client.submit(_write_shard, config, str(out), k, pure=False) for k in todo]
+                futures = {client.submit(_write_shard, config, str(out), k, pure=False): k for k in todo}
                 for fut in as_completed(futures):
                     fut.result()
-                    k = todo[futures.index(fut)]
+                    k = futures[fut]
                     bar.update(min(config.shard_size, config.n_samples - k * config.shard_size))
         elif workers > 1 and len(todo) > 1:
             from concurrent.futures import ProcessPoolExecutor, as_completed as done
