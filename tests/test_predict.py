@@ -331,3 +331,24 @@ def test_cli_predict_writes_extxyz(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(["predict", str(src), "-o", str(out), "--model", "no-such-model"]) == 2
     assert "available" in capsys.readouterr().err
+
+
+def test_match_atoms_returns_the_pairs():
+    true = np.array([[0.0, 0, 0], [3.0, 0, 0], [6.0, 0, 0]])
+    pred = np.array([[6.2, 0, 0], [0.1, 0, 0.1], [20.0, 0, 0]])
+    r = match_atoms(pred, true, return_pairs=True)
+    assert sorted(map(tuple, r["pairs"].tolist())) == [(0, 2), (1, 0)]
+    assert r["n_matched"] == 2 and "pairs" not in match_atoms(pred, true)
+
+
+def test_site_categories():
+    from napari_afm_style.evaluation import site_categories
+
+    pos = np.array([[5.0, 5.0, -3.0],   # open
+                    [5.2, 5.0, -5.0],   # under the first one
+                    [0.4, 5.0, -3.0],   # at the edge
+                    [8.0, 8.0, -4.0]])  # open
+    c = site_categories(pos, (10.0, 10.0))
+    assert c["open"].tolist() == [True, False, False, True]
+    assert c["covered"].tolist() == [False, True, False, False]
+    assert c["edge"].tolist() == [False, False, True, False]

@@ -392,3 +392,64 @@ def test_cli_max_minutes_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     state = load_checkpoint(tmp_path / "run")
     assert state["step"] == 3 and state["finished"]
     assert state["selection"]["rule"] == "single grid point given"
+
+
+def test_gaussian_lowpass_matches_scipy():
+    from scipy import ndimage
+
+    from napari_afm_style.models.cyclegan import gaussian_lowpass
+
+    x = torch.randn(2, 3, 37, 41, generator=torch.Generator().manual_seed(0))
+    y = gaussian_lowpass(x, 2.0).numpy()
+    ref = ndimage.gaussian_filter(x.numpy(), (0, 0, 2.0, 2.0), mode="nearest", truncate=3.0)
+    assert np.abs(y - ref).max() < 1e-5
+    assert gaussian_lowpass(x, 0.0) is x
+
+
+def test_low_pass_exp_cycle_ignores_noise_that_cannot_be_restored():
+    """With the exp-cycle low-pass, a backward generator that removes pixel noise pays
+    (almost) no cycle penalty for it; at full resolution it pays the noise amplitude."""
+    from napari_afm_style.models.cyclegan import cycle_loss, gaussian_lowpass
+
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    clean = torch.cos(2 * np.pi * xx / 16)[None, None].repeat(1, 2, 1, 1)
+    exp = clean + 0.3 * torch.randn(clean.shape, generator=g)
+    full = cycle_loss(exp, clean).item()
+    low = cycle_loss(gaussian_lowpass(exp, 2.0), gaussian_lowpass(clean, 2.0)).item()
+    assert full > 0.2 and low < 0.05
+
+
+def test_frozen_forward_generator_stays_bit_identical(tmp_path):
+    from napari_afm_style.io import write_stack
+    from napari_afm_style.translate import generator_state_dicts
+
+    rng = np.random.default_rng(0)
+    sim_dir, exp_dir = tmp_path / "sim", tmp_path / "exp"
+    for i in range(6):
+        s = _stack(40 + i, shape=(10, 40, 40))
+        write_stack(s, sim_dir / f"s{i}.npz")
+        write_stack(s.replace(data=s.data + 0.3 * rng.normal(size=s.shape).astype(np.float32)), exp_dir / f"e{i}.npz")
+    common = ["--sim", str(sim_dir), "--exp", str(exp_dir), "--batch-size", "1", "--crop", "32",
+              "--lambda-cycle", "1", "--holdout", "0.34", "--select-metric", "mmd", "--device", "cpu",
+              "--no-progress", "--gen-channels", "8", "8", "8", "--res-blocks", "1",
+              "--disc-channels", "8", "8", "8"]
+    first = tmp_path / "first.pt"
+    assert run_train_translator(_ns(configure_train_translator_parser, common + [
+        "--out", str(tmp_path / "a"), "--steps", "3", "--export", str(first)])) == 0
+    # --freeze-forward needs the trained forward generator
+    with pytest.raises(ValueError, match="init-from"):
+        run_train_translator(_ns(configure_train_translator_parser, common + [
+            "--out", str(tmp_path / "x"), "--steps", "2", "--freeze-forward"]))
+    second = tmp_path / "second.pt"
+    assert run_train_translator(_ns(configure_train_translator_parser, common + [
+        "--out", str(tmp_path / "b"), "--steps", "4", "--init-from", str(first), "--freeze-forward",
+        "--exp-cycle-lowpass-A", "0.25", "--export", str(second)])) == 0
+    f1, b1 = generator_state_dicts(torch.load(first, weights_only=True))
+    f2, b2 = generator_state_dicts(torch.load(second, weights_only=True))
+    assert all(torch.equal(f1[k], f2[k]) for k in f1)
+    assert any(not torch.equal(b1[k], b2[k]) for k in b1)
+    state = load_checkpoint(tmp_path / "b")
+    assert state["train_config"]["freeze_forward"] and state["train_config"]["exp_cycle_sigma_px"] == 2.0
+    assert state["data"]["init_from"] == str(first)
+    assert "forward generator frozen" in second.with_suffix(".md").read_text()

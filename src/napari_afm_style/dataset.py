@@ -62,6 +62,8 @@ class Sample:
     k_N_per_m: float = 1800.0
     amplitude_A: float = 1.0
     sample_id: str = ""
+    #: the generator's structure kind ("bilayer", "theory:…", …) when the shard records it
+    kind: str = ""
 
     def stack(self) -> AFMStack:
         return AFMStack(self.df, self.heights_A, self.pixel_size_A, self.origin_A, self.f0_Hz,
@@ -166,7 +168,7 @@ class ShardSet:
             self._cache.move_to_end(shard)
             return self._cache[shard]
         with np.load(self.paths[shard], allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k in REQUIRED_KEYS + ("f0_Hz", "k_N_per_m", "amplitude_A")}
+            arrays = {k: z[k] for k in z.files if k in REQUIRED_KEYS + ("f0_Hz", "k_N_per_m", "amplitude_A", "kind")}
         nbytes = sum(a.nbytes for a in arrays.values())
         self.shard_nbytes[shard] = nbytes
         self._cache[shard] = arrays
@@ -199,6 +201,7 @@ class ShardSet:
             k_N_per_m=float(a["k_N_per_m"][j]) if "k_N_per_m" in a else 1800.0,
             amplitude_A=float(a["amplitude_A"][j]) if "amplitude_A" in a else 1.0,
             sample_id=f"{self.folder.name}:{seed}:{idx}",
+            kind=str(a["kind"][j]) if "kind" in a else "",
         )
 
     def ordering(self, indices: np.ndarray, rng: np.random.Generator) -> np.ndarray:

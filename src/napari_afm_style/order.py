@@ -49,6 +49,7 @@ __all__ = [
     "reference_metadata",
     "available_references",
     "order_distances",
+    "distribution_distances",
     "emd_2d",
     "mmd2_unbiased",
     "histogram_data",
@@ -612,14 +613,31 @@ def order_distances(predicted_atoms, reference="theory", cutoff: float = DEFAULT
         MMD) are NaN.
     """
     cut = _check_cutoff(cutoff)
-    pos = oxygen_positions_of(predicted_atoms)
-    rep = tetrahedral_order_report(pos, cut)
+    rep = tetrahedral_order_report(oxygen_positions_of(predicted_atoms), cut)
+    out = rep.summary()
+    out.update(distribution_distances(rep.S_k, rep.S_g, reference, cut, standardize, max_points, seed))
+    return out
+
+
+def distribution_distances(S_k, S_g, reference="theory", cutoff: float = DEFAULT_CUTOFF_A,
+                           standardize: bool = True, max_points: int = 1000, seed: int = 0) -> dict:
+    """Distances between (S_k, S_g) samples and a reference distribution.
+
+    The samples may pool many structures (e.g. the predictions on a set of scans, each
+    computed with :func:`tetrahedral_order` on its own). Parameters and returned
+    distances as in :func:`order_distances` (which calls this), without the counts of
+    excluded centres.
+    """
+    cut = _check_cutoff(cutoff)
+    sk_pred = np.asarray(S_k, dtype=np.float64).ravel()
+    sg_pred = np.asarray(S_g, dtype=np.float64).ravel()
+    if sk_pred.shape != sg_pred.shape:
+        raise ValueError(f"S_k and S_g must have the same length; got {sk_pred.size} and {sg_pred.size}")
     ref_k, ref_g, label = _resolve_reference(reference, cut)
     if ref_k.size == 0:
         raise ValueError(f"the reference ({label}) has no centres with four O neighbours within {cut} Å")
-    out = rep.summary()
-    out.update({f"reference_{k}": v for k, v in {**_moments("S_k", ref_k), **_moments("S_g", ref_g)}.items()})
-    out.update({"reference": label, "n_reference": int(ref_k.size)})
+    out = {f"reference_{k}": v for k, v in {**_moments("S_k", ref_k), **_moments("S_g", ref_g)}.items()}
+    out.update({"reference": label, "n_reference": int(ref_k.size), "n_samples": int(sk_pred.size)})
     if standardize:
         sk = float(np.std(ref_k)) or 1.0
         sg = float(np.std(ref_g)) or 1.0
@@ -629,13 +647,13 @@ def order_distances(predicted_atoms, reference="theory", cutoff: float = DEFAULT
     nan = float("nan")
     out.update({"wasserstein_S_k": nan, "wasserstein_S_g": nan, "emd_2d": nan, "emd_2d_method": "",
                 "mmd2": nan, "mmd": nan, "mmd_bandwidth": nan})
-    if rep.n_centres >= 1:
-        out["wasserstein_S_k"] = float(wasserstein_distance(rep.S_k, ref_k))
-        out["wasserstein_S_g"] = float(wasserstein_distance(rep.S_g, ref_g))
-        p = np.column_stack([rep.S_k / sk, rep.S_g / sg])
+    if sk_pred.size >= 1:
+        out["wasserstein_S_k"] = float(wasserstein_distance(sk_pred, ref_k))
+        out["wasserstein_S_g"] = float(wasserstein_distance(sg_pred, ref_g))
+        p = np.column_stack([sk_pred / sk, sg_pred / sg])
         q = np.column_stack([ref_k / sk, ref_g / sg])
         out["emd_2d"], out["emd_2d_method"] = emd_2d(p, q, max_points=max_points, seed=seed)
-        if rep.n_centres >= 2 and ref_k.size >= 2:
+        if sk_pred.size >= 2 and ref_k.size >= 2:
             m2, bw = mmd2_unbiased(p, q, max_points=max(max_points, 2), seed=seed)
             out.update({"mmd2": m2, "mmd": math.sqrt(max(m2, 0.0)), "mmd_bandwidth": bw})
     return out

@@ -475,7 +475,7 @@ def _positions_of(atoms, element):
 
 
 def match_atoms(pred, true, lateral_tol_A: float = 0.5, height_tol_A: float = 0.5,
-                element: str | None = None) -> dict:
+                element: str | None = None, return_pairs: bool = False) -> dict:
     """One-to-one matching of predicted and true atoms (Hungarian) and its scores.
 
     Two atoms can match if they are within ``lateral_tol_A`` laterally AND
@@ -495,11 +495,13 @@ def match_atoms(pred, true, lateral_tol_A: float = 0.5, height_tol_A: float = 0.
         ``precision``, ``recall``, ``f1``, ``rmse_A`` (3D, over matched pairs; NaN if none),
         and the counts ``n_pred``, ``n_true``, ``n_matched``, ``sq_err_A2`` (sum of squared
         errors, for pooling over many images). With no predictions precision is 1, with no
-        true atoms recall is 1.
+        true atoms recall is 1. With ``return_pairs``, also ``pairs``: an (n_matched, 2)
+        array of (predicted index, true index).
     """
     p = _positions_of(pred, element)
     t = _positions_of(true, element)
     n_matched, sq = 0, 0.0
+    pairs = np.zeros((0, 2), dtype=np.int64)
     if len(p) and len(t):
         dxy = np.linalg.norm(p[:, None, :2] - t[None, :, :2], axis=-1)
         dz = np.abs(p[:, None, 2] - t[None, :, 2])
@@ -514,7 +516,11 @@ def match_atoms(pred, true, lateral_tol_A: float = 0.5, height_tol_A: float = 0.
             ok = feasible[r, c]
             n_matched = int(ok.sum())
             sq = float(np.sum(d[r[ok], c[ok]] ** 2))
-    return _scores(len(p), len(t), n_matched, sq)
+            pairs = np.column_stack([r[ok], c[ok]]).astype(np.int64)
+    out = _scores(len(p), len(t), n_matched, sq)
+    if return_pairs:
+        out["pairs"] = pairs
+    return out
 
 
 def _scores(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:

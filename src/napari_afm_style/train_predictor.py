@@ -566,9 +566,10 @@ def export_model(checkpoint, path, name: str | None = None, command: str | None 
         raise ValueError(f"{path}: weights are written as .pt")
     name = name or (path.stem[len("predictor_"):] if path.stem.startswith("predictor_") else path.stem)
     history = ckpt.get("history", [])
-    best_epoch = ckpt.get("best", {}).get("epoch") or ckpt.get("epoch")
+    # the weights in any checkpoint (best.pt or last.pt) are those after epoch ckpt["epoch"]
+    best_epoch = ckpt.get("epoch")
     metrics = next((h["val"] for h in history if h["epoch"] == best_epoch), history[-1]["val"] if history else {})
-    threshold = ckpt.get("best_threshold") or mcfg.default_threshold
+    threshold = metrics.get("best_threshold") or ckpt.get("best_threshold") or mcfg.default_threshold
     card = {"name": name, "command": command or tcfg.get("command", ""), "seed": tcfg["seed"],
             "regime": tcfg["regime"], "data": ckpt.get("data", {}), "epochs_trained": ckpt["epoch"],
             "epoch_exported": best_epoch, "metrics": {k: v for k, v in metrics.items() if k != "f1_by_threshold"},

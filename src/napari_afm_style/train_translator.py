@@ -29,6 +29,7 @@ out; ``--resume`` continues exactly (weights, optimisers, image pools, RNG state
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import itertools
 import json
@@ -49,6 +50,7 @@ from .models.cyclegan import (
     CycleGANConfig,
     ImagePool,
     cycle_loss,
+    gaussian_lowpass,
     identity_loss,
     lsgan_d_loss,
     lsgan_g_loss,
@@ -276,6 +278,15 @@ class TrainConfig:
     removing it costs more than fooling the discriminator gains. The default grid of
     the command is λ_cycle ∈ {0.5, 1, 3}, λ_identity = ½ λ_cycle.
     The learning rate is constant, then decays linearly to 0 from ``decay_from`` × steps.
+
+    ``exp_cycle_sigma_px`` > 0 compares the exp → sim → exp cycle after a lateral Gaussian
+    low-pass of that σ (canonical pixels): experimental pixel noise is random, so no
+    forward generator can restore it, and a full-resolution cycle loss forces the
+    backward generator to keep (hide) the noise instead of removing it. The
+    sim → exp → sim cycle stays at full resolution: simulations are noise-free.
+    ``freeze_forward`` trains only the backward generator and the simulated-domain
+    discriminator, with the forward generator fixed (e.g. the shipped one), so that data
+    already translated forward stays valid while the backward direction improves.
     """
 
     steps: int = 10000
@@ -289,6 +300,8 @@ class TrainConfig:
     decay_from: float = 0.5
     seed: int = 0
     rot90_exp: bool = False
+    exp_cycle_sigma_px: float = 0.0
+    freeze_forward: bool = False
 
     def validate(self) -> None:
         if self.crop % 8 or not 32 <= self.crop <= 256:
@@ -297,6 +310,8 @@ class TrainConfig:
             raise ValueError("batch size, steps and learning rate must be positive")
         if self.lambda_cycle < 0 or self.lambda_identity < 0:
             raise ValueError("loss weights must be ≥ 0")
+        if not 0 <= self.exp_cycle_sigma_px <= 16:
+            raise ValueError(f"the exp-cycle low-pass σ must be between 0 and 16 px, got {self.exp_cycle_sigma_px}")
 
 
 class CycleGANTrainer:
@@ -308,8 +323,14 @@ class CycleGANTrainer:
         self.cfg = cfg
         self.device = torch.device(device)
         self.model = model.to(self.device)
-        gens = list(model.forward_gen.parameters()) + list(model.backward_gen.parameters())
-        discs = list(model.disc_exp.parameters()) + list(model.disc_sim.parameters())
+        if cfg.freeze_forward:
+            model.forward_gen.requires_grad_(False)
+            model.disc_exp.requires_grad_(False)
+            gens = list(model.backward_gen.parameters())
+            discs = list(model.disc_sim.parameters())
+        else:
+            gens = list(model.forward_gen.parameters()) + list(model.backward_gen.parameters())
+            discs = list(model.disc_exp.parameters()) + list(model.disc_sim.parameters())
         self.opt_g = torch.optim.Adam(gens, lr=cfg.lr, betas=(cfg.beta1, 0.999))
         self.opt_d = torch.optim.Adam(discs, lr=cfg.lr, betas=(cfg.beta1, 0.999))
         self.pool_exp = ImagePool(cfg.pool_size, seed=cfg.seed + 1)
@@ -334,29 +355,43 @@ class CycleGANTrainer:
                 g["lr"] = lr
         sim, exp = sim.to(self.device), exp.to(self.device)
         G, Fb = m.forward_gen, m.backward_gen
-        for d in (m.disc_exp, m.disc_sim):
+        frozen = cfg.freeze_forward
+        discs = (m.disc_sim,) if frozen else (m.disc_exp, m.disc_sim)
+        for d in discs:
             d.requires_grad_(False)
-        fake_exp = G.translate(sim)
+        with torch.no_grad() if frozen else contextlib.nullcontext():
+            fake_exp = G.translate(sim)
         fake_sim = Fb.translate(exp)
-        adv = lsgan_g_loss(m.disc_exp(fake_exp)) + lsgan_g_loss(m.disc_sim(fake_sim))
-        cyc = cycle_loss(sim, Fb.translate(fake_exp)) + cycle_loss(exp, G.translate(fake_sim))
+        adv = lsgan_g_loss(m.disc_sim(fake_sim))
+        if not frozen:
+            adv = adv + lsgan_g_loss(m.disc_exp(fake_exp))
+        low = cfg.exp_cycle_sigma_px
+        cyc = (cycle_loss(sim, Fb.translate(fake_exp))
+               + cycle_loss(gaussian_lowpass(exp, low), gaussian_lowpass(G.translate(fake_sim), low)))
         loss_g = adv + cfg.lambda_cycle * cyc
         if cfg.lambda_identity > 0:
-            idt = identity_loss(exp, G.translate(exp)) + identity_loss(sim, Fb.translate(sim))
+            idt = identity_loss(sim, Fb.translate(sim))
+            if not frozen:
+                idt = idt + identity_loss(exp, G.translate(exp))
             loss_g = loss_g + cfg.lambda_identity * idt
         else:
             idt = torch.zeros(())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        for d in (m.disc_exp, m.disc_sim):
+        for d in discs:
             d.requires_grad_(True)
-        pooled_exp = self.pool_exp.query(fake_exp.detach())
         pooled_sim = self.pool_sim.query(fake_sim.detach())
-        d_exp = lsgan_d_loss(m.disc_exp(exp), m.disc_exp(pooled_exp))
         d_sim = lsgan_d_loss(m.disc_sim(sim), m.disc_sim(pooled_sim))
+        if frozen:
+            d_exp = torch.zeros(())
+            d_total = d_sim
+        else:
+            pooled_exp = self.pool_exp.query(fake_exp.detach())
+            d_exp = lsgan_d_loss(m.disc_exp(exp), m.disc_exp(pooled_exp))
+            d_total = d_exp + d_sim
         self.opt_d.zero_grad(set_to_none=True)
-        (d_exp + d_sim).backward()
+        d_total.backward()
         self.opt_d.step()
         self.step += 1
         return {"g_adv": adv.item(), "cycle": cyc.item(), "identity": idt.item(),
@@ -725,7 +760,10 @@ def model_card(payload: dict, path: Path) -> str:
         "- directions: forward = simulated → experimental, backward = experimental → simulated",
         f"- training: {payload.get('step')} steps{' (finished)' if payload.get('finished') else ' (NOT finished)'}, "
         f"batch {tc.get('batch_size')}, crop {tc.get('crop')} px, lr {tc.get('lr')}, seed {tc.get('seed')}, "
-        f"λ_cycle {tc.get('lambda_cycle')}, λ_identity {tc.get('lambda_identity')}",
+        f"λ_cycle {tc.get('lambda_cycle')}, λ_identity {tc.get('lambda_identity')}"
+        + (f", exp-cycle low-pass σ {tc['exp_cycle_sigma_px']:g} px" if tc.get("exp_cycle_sigma_px") else "")
+        + (", forward generator frozen" if tc.get("freeze_forward") else "")
+        + (f", generators initialised from `{data['init_from']}`" if data.get("init_from") else ""),
         f"- data: simulated `{data.get('sim')}` ({data.get('n_train', {}).get('sim')} train / "
         f"{data.get('n_heldout', {}).get('sim')} held out), experimental `{data.get('exp')}` "
         f"({data.get('n_train', {}).get('exp')} / {data.get('n_heldout', {}).get('exp')})",
@@ -806,6 +844,15 @@ def configure_train_translator_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--disc-channels", type=int, nargs=3, default=list(CycleGANConfig.disc_channels))
     p.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=CycleGANConfig.disc_spectral_norm,
                    help="spectral normalisation in the discriminators")
+    p.add_argument("--exp-cycle-lowpass-A", type=float, default=0.0,
+                   help="compare the exp→sim→exp cycle after a lateral Gaussian low-pass of this σ (Å): "
+                        "random pixel noise cannot be restored, so a full-resolution cycle makes the backward "
+                        "generator keep it (0: full resolution)")
+    p.add_argument("--init-from", default=None,
+                   help="start both generators from this translator (.pt export or checkpoint); new discriminators")
+    p.add_argument("--freeze-forward", action="store_true",
+                   help="train only the backward generator (and the simulated-domain discriminator); the forward "
+                        "generator stays as initialised, so data already translated forward stays valid")
     p.add_argument("--export", default=None, help="after training, export the generators + model card to this .pt")
     p.add_argument("--no-progress", action="store_true")
 
@@ -859,8 +906,13 @@ def run_train_translator(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.no_progress
 
-    base = TrainConfig(batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed)
+    if args.freeze_forward and not args.init_from:
+        raise ValueError("--freeze-forward keeps a trained forward generator: give it with --init-from TRANSLATOR.pt")
+    base = TrainConfig(batch_size=args.batch_size, crop=args.crop, lr=args.lr, seed=args.seed,
+                       exp_cycle_sigma_px=args.exp_cycle_lowpass_A / DEFAULT_GRID.pixel_size_A,
+                       freeze_forward=bool(args.freeze_forward))
     base.validate()
+    init = _init_generators(args.init_from) if args.init_from else None
     sim = load_domain(args.sim, args.max_stacks, args.seed, base.crop, progress=progress)
     exp = load_domain(args.exp, args.max_stacks, args.seed, base.crop, progress=progress)
     tr_s, ho_s = split_holdout(len(sim), args.holdout, args.seed)
@@ -877,6 +929,9 @@ def run_train_translator(args) -> int:
         total = TrainConfig.steps
     arch = CycleGANConfig(gen_channels=tuple(args.gen_channels), n_res_blocks=args.res_blocks,
                           disc_channels=tuple(args.disc_channels), disc_spectral_norm=args.spectral_norm)
+    if init is not None:  # the generators' architecture comes with their weights
+        arch = CycleGANConfig.from_dict({**arch.to_dict(), **{k: v for k, v in init["config"].items()
+                                                                if not k.startswith("disc")}})
     metric = choose_metric(args.select_metric, args.feature_net)
     distance = DomainDistance(metric, sim_ho.arrays, exp_ho.arrays, args.feature_net)
     print(f"simulated: {len(sim_tr)} train / {len(sim_ho)} held out ({sim.n_skipped} skipped) from {sim.source}")
@@ -887,6 +942,7 @@ def run_train_translator(args) -> int:
                  "n_train": {"sim": len(sim_tr), "exp": len(exp_tr)},
                  "n_heldout": {"sim": len(sim_ho), "exp": len(exp_ho)},
                  "heldout_ids": {"sim": sim_ho.ids, "exp": exp_ho.ids},
+                 "init_from": init["path"] if init else None,
                  "command": "afm-style train-translator " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["train-translator"] else None}
 
     # -- 1. short runs over the loss-weight grid --
@@ -910,7 +966,7 @@ def run_train_translator(args) -> int:
             if args.resume and cpath.exists():
                 trainer = CycleGANTrainer.from_state(load_checkpoint(cpath), device)
             else:
-                trainer = CycleGANTrainer(CycleGAN(arch, seed=args.seed), cfg, device)
+                trainer = CycleGANTrainer(_new_model(arch, args.seed, init), cfg, device)
             status = run_training(trainer, sim_tr.arrays, exp_tr.arrays, cpath, {"data": data_info},
                                   deadline, args.checkpoint_every, progress, desc=f"search λc={lc:g} λi={lid:g}")
             if status == "time":
@@ -946,7 +1002,7 @@ def run_train_translator(args) -> int:
     else:
         lc, lid = selection["chosen"]["lambda_cycle"], selection["chosen"]["lambda_identity"]
         cfg = replace_cfg(base, steps=total, lambda_cycle=lc, lambda_identity=lid)
-        trainer = CycleGANTrainer(CycleGAN(arch, seed=args.seed), cfg, device)
+        trainer = CycleGANTrainer(_new_model(arch, args.seed, init), cfg, device)
         if chosen_state is not None:  # continue the chosen short run instead of starting over
             st = dict(chosen_state)
             st["train_config"] = asdict(cfg)
@@ -980,6 +1036,28 @@ def run_train_translator(args) -> int:
         path = export_translator(state, args.export)
         print(f"exported {path} and {path.with_suffix('.md')}")
     return 0
+
+
+def _init_generators(path) -> dict:
+    """Generator weights and architecture of ``--init-from`` (export or checkpoint)."""
+    from .translate import generator_state_dicts
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "last.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from {path}: no such translator file")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    fwd, bwd = generator_state_dicts(payload, path)
+    return {"forward": fwd, "backward": bwd, "config": payload["config"], "path": str(path)}
+
+
+def _new_model(arch: CycleGANConfig, seed: int, init: dict | None) -> CycleGAN:
+    model = CycleGAN(arch, seed=seed)
+    if init is not None:
+        model.forward_gen.load_state_dict(init["forward"])
+        model.backward_gen.load_state_dict(init["backward"])
+    return model
 
 
 def replace_cfg(cfg: TrainConfig, **changes) -> TrainConfig:

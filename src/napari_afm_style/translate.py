@@ -195,10 +195,25 @@ def load_translator(model=None) -> Translator:
     return _load_file(path, packaged=False)
 
 
+def generator_state_dicts(payload, source="weights") -> tuple[dict, dict]:
+    """(forward, backward) generator state dicts of an exported translator or of a
+    training checkpoint (``payload`` as loaded by ``torch.load``)."""
+    from .models.cyclegan import CHECKPOINT_FORMAT, TRANSLATOR_FORMAT
+
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == TRANSLATOR_FORMAT:
+        return payload["forward"], payload["backward"]
+    if fmt == CHECKPOINT_FORMAT:
+        ms = payload["model"]
+        return ({k[len("forward_gen."):]: v for k, v in ms.items() if k.startswith("forward_gen.")},
+                {k[len("backward_gen."):]: v for k, v in ms.items() if k.startswith("backward_gen.")})
+    raise ValueError(f"{source}: not a style translator of this project (format {fmt!r})")
+
+
 def _load_file(path: Path, packaged: bool) -> Translator:
     import torch
 
-    from .models.cyclegan import CHECKPOINT_FORMAT, TRANSLATOR_FORMAT, CycleGANConfig, ResidualGenerator
+    from .models.cyclegan import CycleGANConfig, ResidualGenerator
 
     key = (str(path.resolve()), path.stat().st_mtime_ns)
     if key in _CACHE:
@@ -208,14 +223,7 @@ def _load_file(path: Path, packaged: bool) -> Translator:
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not ours"
         raise ValueError(f"{path}: cannot read translator weights ({e})") from e
     fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt == TRANSLATOR_FORMAT:
-        fwd, bwd = payload["forward"], payload["backward"]
-    elif fmt == CHECKPOINT_FORMAT:
-        ms = payload["model"]
-        fwd = {k[len("forward_gen."):]: v for k, v in ms.items() if k.startswith("forward_gen.")}
-        bwd = {k[len("backward_gen."):]: v for k, v in ms.items() if k.startswith("backward_gen.")}
-    else:
-        raise ValueError(f"{path}: not a style translator of this project (format {fmt!r})")
+    fwd, bwd = generator_state_dicts(payload, path)
     config = CycleGANConfig.from_dict(payload["config"])
     g, f = ResidualGenerator(config), ResidualGenerator(config)
     g.load_state_dict(fwd)

@@ -22,6 +22,7 @@ Everything here is torch only (no file I/O, no napari).
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -256,6 +257,21 @@ def lsgan_g_loss(d_fake: torch.Tensor) -> torch.Tensor:
 def cycle_loss(x: torch.Tensor, x_reconstructed: torch.Tensor) -> torch.Tensor:
     """L1 cycle consistency ``|F(G(x)) − x|`` (mean over pixels, slices and batch)."""
     return torch.mean(torch.abs(x_reconstructed - x))
+
+
+def gaussian_lowpass(x: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """Lateral Gaussian low-pass of ``(B, C, ny, nx)`` images, each slice on its own
+    (replicate padding, kernel truncated at 3σ); ``sigma_px <= 0`` returns ``x``."""
+    if sigma_px <= 0:
+        return x
+    radius = max(1, int(math.ceil(3.0 * sigma_px)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma_px) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    y = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    y = torch.nn.functional.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def identity_loss(y: torch.Tensor, g_of_y: torch.Tensor) -> torch.Tensor:

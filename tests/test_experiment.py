@@ -1,0 +1,118 @@
+"""The four-regime experiment, end to end at a tiny size (real training, translation,
+prediction and order statistics; small synthetic shards so that it takes seconds)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_afm_style.experiment import (
+    ExperimentConfig,
+    bootstrap_order_distances,
+    order_on_scans,
+    run_experiment,
+)
+from napari_afm_style.order import distribution_distances, reference_distribution, tetrahedral_order
+from napari_afm_style.structures import generate_structure
+
+from test_train_predictor import NET, write_shards
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    from napari_afm_style._sample_data import EXP_STACK, data_path
+    from napari_afm_style.io import read_stack, write_stack
+
+    root = tmp_path_factory.mktemp("experiment")
+    sim = write_shards(root / "sim", 16, seed=0)
+    heldout = write_shards(root / "heldout", 8, seed=1)
+    exp = root / "exp"
+    exp.mkdir()
+    scan = read_stack(data_path(EXP_STACK))
+    write_stack(scan, exp / "scan_a.npz")
+    write_stack(scan.replace(data=scan.data[:, ::-1].copy()), exp / "scan_b.npz")
+    cfg = ExperimentConfig(sim=str(sim), heldout=str(heldout), exp=str(exp), out=str(root / "out"), epochs=1,
+                           jobs=1, bootstrap=50, progress=False,
+                           batch_size=4, train_options={"model": NET, "crop_px": (40, 48),
+                                          "val_max_samples": 4})
+    return cfg, run_experiment(cfg)
+
+
+def test_every_regime_is_trained_and_reported(experiment):
+    cfg, res = experiment
+    out = cfg["out"]
+    assert list(res["regimes"]) == ["pure", "handcrafted", "style", "hybrid"]
+    with open(f"{out}/results.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["regime"] for r in rows] == ["pure", "handcrafted", "style", "hybrid"]
+    md = open(f"{out}/results.md").read()
+    assert "| style |" in md and "order_histograms.png" in md
+    assert (res["files"]["figure"]) and open(res["files"]["figure"], "rb").read(4) == b"\x89PNG"
+    for regime, r in res["regimes"].items():
+        ckpt = torch.load(f"{out}/runs/{regime}/last.pt", weights_only=True)
+        assert ckpt["epoch"] == 1 and ckpt["train_config"]["regime"] == regime
+        assert ckpt["train_config"]["seed"] == 0 and ckpt["train_config"]["epochs"] == 1
+        assert r["labelled_translated"]["O"]["n_true"] == r["labelled_clean"]["O"]["n_true"] > 0
+    # the style regimes really trained on translated images of the same structures
+    meta = json.loads(open(f"{out}/sim_style/dataset.json").read())
+    assert meta["translation"]["direction"] == "forward"
+    a = np.load(f"{out}/sim_style/shard_00000.npz")
+    b = np.load(f"{cfg['sim']}/shard_00000.npz")
+    assert np.array_equal(a["atom_positions_A"], b["atom_positions_A"])
+    assert not np.allclose(a["df"], b["df"])
+
+
+def test_order_statistics_are_the_pooled_per_scan_values(experiment):
+    cfg, res = experiment
+    o = res["regimes"]["pure"]["order"]
+    d = distribution_distances(o["S_k_values"], o["S_g_values"], "theory")
+    if o["n_samples"]:
+        assert o["wasserstein_S_g"] == pytest.approx(d["wasserstein_S_g"])
+    assert res["regimes"]["pure"]["atoms"]["n_O_total"] >= 0
+
+
+def test_resume_does_not_retrain(experiment):
+    cfg, _ = experiment
+    import os
+
+    stamp = os.stat(f"{cfg['out']}/runs/pure/last.pt").st_mtime_ns
+    res = run_experiment(ExperimentConfig(**{**cfg, "regimes": ["pure"]}))
+    assert os.stat(f"{cfg['out']}/runs/pure/last.pt").st_mtime_ns == stamp
+    assert list(res["regimes"]) == ["pure"]
+
+
+def test_order_on_scans_keeps_scans_apart():
+    ice = [generate_structure(seed, kind="bilayer") for seed in (0, 1)]
+    o = order_on_scans(ice)
+    for i, atoms in enumerate(ice):
+        _, sk, sg = tetrahedral_order(atoms.positions[atoms.numbers == 8])
+        assert np.allclose(o["S_g"][o["scan_of"] == i], sg)
+    assert o["n_O"].tolist() == [int(np.sum(a.numbers == 8)) for a in ice]
+
+
+def test_bootstrap_intervals():
+    ref_k, ref_g = reference_distribution("theory")
+    rng = np.random.default_rng(0)
+    n = 20
+    # scans whose centres are drawn from the theory itself: W1 small, interval covers the point value
+    idx = rng.integers(0, ref_k.size, 400)
+    o = {"S_k": ref_k[idx], "S_g": ref_g[idx], "scan_of": np.repeat(np.arange(n), 20)}
+    shifted = {**o, "S_g": o["S_g"] + 0.2}
+    b = bootstrap_order_distances(shifted, n, n_boot=200, baseline=o)
+    lo, hi = b["delta_vs_pure_S_g_ci95"]
+    assert 0.1 < lo <= hi < 0.25  # the shifted set is farther from theory, and the interval says so
+    same = bootstrap_order_distances(o, n, n_boot=50, baseline=o)
+    assert same["delta_vs_pure_S_g_ci95"] == [0.0, 0.0]
+    w_lo, w_hi = same["wasserstein_S_g_ci95"]
+    assert 0 <= w_lo <= distribution_distances(o["S_k"], o["S_g"])["wasserstein_S_g"] <= w_hi
+
+
+def test_bad_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="regime"):
+        ExperimentConfig(sim="a", heldout="b", exp="c", out="d", regimes=["magic"])
+    with pytest.raises(ValueError, match="heldout"):
+        ExperimentConfig(sim="a", exp="c", out="d")
