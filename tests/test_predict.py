@@ -352,3 +352,18 @@ def test_site_categories():
     assert c["open"].tolist() == [True, False, False, True]
     assert c["covered"].tolist() == [False, True, False, False]
     assert c["edge"].tolist() == [False, False, True, False]
+
+
+def test_windowed_match_scores_only_the_depth_window():
+    from napari_afm_style.evaluation import windowed_match
+
+    true = np.array([[0.0, 0, -4.0],    # in the window, found
+                     [3.0, 0, -5.9],    # in the window, found by a prediction just below it
+                     [6.0, 0, -6.3],    # below the window, found: neither counted nor penalised
+                     [9.0, 0, -4.5]])   # in the window, missed
+    pred = np.array([[0.1, 0, -4.1], [3.0, 0, -6.2], [6.0, 0, -6.0], [12.0, 0, -4.0], [15.0, 0, -7.0]])
+    r = windowed_match(pred, true, z_min_A=-6.125)
+    # TP: atoms 0 and 1; FN: atom 3; FP: the prediction at x = 12 (the one at -7 is outside)
+    assert (r["n_matched"], r["n_true"], r["n_pred"]) == (2, 3, 3)
+    assert r["recall"] == pytest.approx(2 / 3) and r["precision"] == pytest.approx(2 / 3)
+    assert sorted(r["pairs"][:, 1].tolist()) == [0, 1]

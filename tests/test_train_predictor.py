@@ -305,3 +305,11 @@ def test_init_from_starts_with_the_other_runs_weights(shards, tmp_path):
     wb, wt, wf = weights(base), weights(tuned), weights(fresh)
     assert all(torch.allclose(wb[k], wt[k], atol=1e-6) for k in wb)
     assert not all(torch.allclose(wb[k], wf[k], atol=1e-6) for k in wb)
+    # a deeper depth range changes only the output layer: the rest starts from the source
+    train(_cfg(shards, tmp_path / "deeper", epochs=1, max_steps=1, lr=1e-12, init_from=str(tmp_path / "base"),
+               model={**NET, "z_min_A": -7.0}))
+    deeper = torch.load(tmp_path / "deeper" / "last.pt", map_location="cpu", weights_only=True)
+    assert deeper["model_config"]["z_min_A"] == -7.0
+    wd = weights(deeper["model_state"])
+    assert all(torch.allclose(wb[k], wd[k], atol=1e-6) for k in wb if not k.startswith("head."))
+    assert wd["head.weight"].shape[0] > wb["head.weight"].shape[0]

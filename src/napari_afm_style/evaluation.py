@@ -9,13 +9,14 @@ and the four-regime experiment (:mod:`napari_afm_style.experiment`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
 from .stack import AFMStack
 
-__all__ = ["perturbed", "accuracy_on_shards", "site_categories"]
+__all__ = ["perturbed", "accuracy_on_shards", "windowed_match", "site_categories"]
 
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
@@ -29,7 +30,8 @@ def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) 
 def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0, seed: int = 0,
                        max_samples: int | None = None, threshold: float | None = None,
                        device: str = "cpu", lateral_tol_A: float = 0.5, height_tol_A: float = 0.5,
-                       progress: bool = False, breakdown: bool = False) -> dict:
+                       progress: bool = False, breakdown: bool = False,
+                       eval_z_min_A: float | None = None) -> dict:
     """Precision, recall, F1 and RMSE per element of ``model`` on the shards in ``data``.
 
     Parameters
@@ -46,6 +48,13 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     lateral_tol_A, height_tol_A : float
         Match tolerances (Å).
 
+    eval_z_min_A : float, optional
+        Score only atoms at least this high (Å relative to the closest tip height; default:
+        the model's deepest depth bin minus half a bin). Scoring is windowed like the
+        lateral window: every prediction is matched against every true atom down to
+        ``eval_z_min_A − height_tol_A``; true atoms inside the window count as found or
+        missed, predictions inside it as right or wrong, and a prediction matched to an atom
+        just below the window is neither (it is right, but outside what is scored).
     breakdown : bool
         Also return ``breakdown``: scores of the first element per structure kind
         (``by_kind``) and its recall per kind of true atom (``recall_by_site``, see
@@ -69,6 +78,9 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     if n == 0:
         raise ValueError(f"{data}: no samples to evaluate on")
     rng = np.random.default_rng(seed)
+    z_lo = cfg.visible_z_range_A[0] if eval_z_min_A is None else float(eval_z_min_A)
+    # truth down to z_lo - height_tol, so that predictions near the window's floor are judged fairly
+    truth_cfg = dataclasses.replace(cfg, z_min_A=min(cfg.z_min_A, z_lo - height_tol_A))
     results = {el: [] for el in cfg.elements}
     first = cfg.elements[0]
     by_kind: dict = {}
@@ -86,14 +98,15 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
             stack = perturbed(stack, rng, strength)
         atoms = predict(stack, model=loaded, threshold=threshold, device=device)
         # truth and prediction in the window frame: Å from pixel [0, 0], z below the closest tip height
-        prep = prepare_sample(sample, cfg)
+        prep = prepare_sample(sample, truth_cfg)
         numbers, truth = truth_in_window(prep.numbers, prep.atoms_px, prep.data.shape[-2:], prep.pixel_size_A)
         pred = atoms.positions - [stack.origin_A[0], stack.origin_A[1], stack.heights_A[-1]]
         symbols = np.array(atoms.get_chemical_symbols())
         for el in cfg.elements:
-            true_el = truth[numbers == atomic_numbers[el]]
-            m = match_atoms(pred[symbols == el], true_el, lateral_tol_A, height_tol_A, return_pairs=breakdown)
+            all_true = truth[numbers == atomic_numbers[el]]
+            m = windowed_match(pred[symbols == el], all_true, z_lo, lateral_tol_A, height_tol_A)
             results[el].append(m)
+            true_el = all_true[all_true[:, 2] >= z_lo]
             if breakdown and el == first:
                 kind = sample.kind.split(":")[0] or "unknown"
                 by_kind.setdefault(kind, []).append(m)
@@ -105,7 +118,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                     tot[0] += int(found[mask].sum())
                     tot[1] += int(mask.sum())
     dt = time.perf_counter() - t0
-    out = {"model": loaded.name, "n_samples": n,
+    out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
            "threshold": float(threshold if threshold is not None else loaded.default_threshold),
            "seconds_per_sample": dt / n,
            "elements": {el: pool_matches(results[el]) for el in cfg.elements}}
@@ -114,6 +127,30 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                             "by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(by_kind.items())},
                             "recall_by_site": {k: {"n_found": f, "n_true": t, "recall": f / t if t else float("nan")}
                                                for k, (f, t) in sites.items()}}
+    return out
+
+
+def windowed_match(pred: np.ndarray, true: np.ndarray, z_min_A: float, lateral_tol_A: float = 0.5,
+                   height_tol_A: float = 0.5) -> dict:
+    """:func:`~napari_afm_style.predict.match_atoms` scores inside the depth window
+    ``z >= z_min_A`` (see :func:`accuracy_on_shards`); ``pairs`` index the in-window true atoms."""
+    from .predict import _scores, match_atoms
+
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 3)
+    true = np.asarray(true, dtype=np.float64).reshape(-1, 3)
+    m = match_atoms(pred, true, lateral_tol_A, height_tol_A, return_pairs=True)
+    p_in = pred[:, 2] >= z_min_A
+    t_in = true[:, 2] >= z_min_A
+    pairs = m["pairs"]
+    matched_pred = np.zeros(len(pred), bool)
+    matched_pred[pairs[:, 0]] = True
+    hits = pairs[t_in[pairs[:, 1]]]
+    n_tp = len(hits)
+    n_fp = int(np.sum(p_in & ~matched_pred))
+    sq = float(np.sum(np.sum((pred[hits[:, 0]] - true[hits[:, 1]]) ** 2, axis=1))) if n_tp else 0.0
+    out = _scores(n_tp + n_fp, int(t_in.sum()), n_tp, sq)
+    in_index = np.cumsum(t_in) - 1
+    out["pairs"] = np.column_stack([hits[:, 0], in_index[hits[:, 1]]]).astype(np.int64)
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GenerationConfig", "generate_dataset", "make_sample", "load_shards", "shard_path"]
+__all__ = ["GenerationConfig", "generate_dataset", "make_sample", "sample_setup", "load_shards", "shard_path"]
 
 ADSORBATE = ("H", "O")
 MAX_ATOMS = 256
@@ -110,9 +110,10 @@ def _theory_structure(path: Path, rng: np.random.Generator, window_A: float):
     return atoms
 
 
-def make_sample(config: GenerationConfig, index: int, theory_files=None) -> dict:
-    """Simulate sample ``index`` of the data set (deterministic from (seed, index))."""
-    from .simulate import TipParameters, scan_like, simulate
+def sample_setup(config: GenerationConfig, index: int, theory_files=None):
+    """The structure, scan template and tip of sample ``index`` (deterministic from
+    (seed, index)), before simulation: ``(atoms, like, tip)``."""
+    from .simulate import TipParameters, scan_like
     from .structures import generate_structure
 
     rng = np.random.default_rng([config.seed, index])
@@ -143,6 +144,15 @@ def make_sample(config: GenerationConfig, index: int, theory_files=None) -> dict
         k_xy_N_per_m=float(rng.uniform(*config.tip_k_xy_N_per_m)),
         charge_e=float(rng.uniform(*config.tip_charge_e)),
     )
+    return atoms, like, tip
+
+
+def make_sample(config: GenerationConfig, index: int, theory_files=None) -> dict:
+    """Simulate sample ``index`` of the data set (deterministic from (seed, index))."""
+    from .simulate import simulate
+
+    atoms, like, tip = sample_setup(config, index, theory_files)
+    ads = np.isin(np.array(atoms.get_chemical_symbols()), ADSORBATE)
     stack = simulate(atoms, like, tip)
     # labels: adsorbate atoms over the window (+ half an atom of margin)
     pos = atoms.positions

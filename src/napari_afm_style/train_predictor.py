@@ -421,15 +421,21 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         torch.set_rng_state(ckpt["torch_rng"])
         print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
     elif cfg.init_from:
-        init = Path(cfg.init_from)
-        init = (init / "best.pt" if (init / "best.pt").is_file() else init / "last.pt") if init.is_dir() else init
-        src = torch.load(init, map_location="cpu", weights_only=True)
-        if PredictorConfig.from_dict(src["model_config"]).to_dict() != mcfg.to_dict():
-            mcfg = PredictorConfig.from_dict(src["model_config"])
+        from .predict import load_model
+
+        src = load_model(cfg.init_from)  # a shipped name, weights, a checkpoint or a run folder
+        # the source's architecture, with what this run asks for explicitly on top
+        wanted = PredictorConfig.from_dict({**src.config.to_dict(), **cfg.model})
+        if wanted.to_dict() != mcfg.to_dict():
+            mcfg = wanted
             net = AtomPredictor(mcfg).to(device)
             opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        net.load_state_dict(src["model_state"])
-        print(f"initialised from {init}", file=sys.stderr)
+        own = net.state_dict()
+        copied = {k: v for k, v in src.net.state_dict().items() if k in own and own[k].shape == v.shape}
+        net.load_state_dict({**own, **copied})
+        fresh = sorted(set(own) - set(copied))
+        print(f"initialised from {src.source}" + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""),
+              file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     first_key = f"{mcfg.elements[0]}_f1"
@@ -636,8 +642,11 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda if available)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many batches")
-    p.add_argument("--base-channels", type=int, default=16, help="U-Net width (new runs; 24–32 on a GPU)")
-    p.add_argument("--depth", type=int, default=3, help="U-Net downsamplings (new runs)")
+    p.add_argument("--base-channels", type=int, default=None,
+                   help="U-Net width (new runs; default 16, or the --init-from model's; 24–32 on a GPU)")
+    p.add_argument("--depth", type=int, default=None, help="U-Net downsamplings (new runs; default 3)")
+    p.add_argument("--z-min-A", type=float, default=None,
+                   help="deepest depth bin, Å relative to the closest tip height (default -6; new runs)")
     p.add_argument("--crop-px", type=int, nargs=2, default=(96, 128), metavar=("MIN", "MAX"))
     p.add_argument("--perturb-strength", type=float, default=1.0, help="max handcrafted perturbation strength")
     p.add_argument("--pos-weight", type=float, default=20.0)
@@ -657,7 +666,8 @@ def run_train_predictor(args) -> int:
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
         perturb_strength=args.perturb_strength, pos_weight=args.pos_weight,
         val_max_samples=args.val_max_samples, max_steps=args.max_steps, num_threads=args.num_threads,
-        model={"base_channels": args.base_channels, "depth": args.depth},
+        model={k: v for k, v in (("base_channels", args.base_channels), ("depth", args.depth),
+                                 ("z_min_A", args.z_min_A)) if v is not None},
         init_from=args.init_from, progress=not args.no_progress, command="afm-style " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
     history = train(cfg)
