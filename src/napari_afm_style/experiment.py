@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -326,6 +327,8 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     from .translate import translate_shards
 
     cfg = config if isinstance(config, ExperimentConfig) else ExperimentConfig(**config)
+    command = ("afm-style " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+               if sys.argv[1:2] == ["experiment"] else "napari_afm_style.experiment.run_experiment()")
     t_start = time.time()
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
@@ -354,7 +357,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     # pure first: the other regimes' paired differences are taken against it
     for regime in sorted(cfg["regimes"], key=lambda r: r != "pure"):
         weights = export_model(out / "runs" / regime / "last.pt", models_dir / f"predictor_{regime}.pt",
-                               name=regime, command=f"afm-style experiment (see {out / 'results.md'})")
+                               name=regime, command=f"{command}  # regime {regime}, final epoch")
         _log(f"{regime}: predicting {len(scans)} experiment-like scans")
         model = load_model(str(weights))
         preds = [predict(s, model=model) for s in scans]
@@ -378,7 +381,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     timing["total_minutes"] = (time.time() - t_start) / 60
     results.update({
         "config": {k: v for k, v in cfg.items() if k != "progress"},
-        "command": "afm-style " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else "run_experiment()",
+        "command": command,
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, "
         f"torch {torch.__version__} ({threads} threads for evaluation)",
         "timing": timing, "n_exp_scans": len(scans), "exp_files": [p.name for p in files],
