@@ -65,3 +65,26 @@ def test_dask_cluster_of_two_workers_gives_the_same_set(tmp_path):
     generate_dataset(tmp_path / "local", cfg, progress=False)
     a, b = load_shards(tmp_path / "dask"), load_shards(tmp_path / "local")
     assert np.array_equal(a["df"], b["df"])
+
+
+def test_cli_closest_offset_and_tip_stiffness(tmp_path):
+    import argparse
+
+    from napari_afm_style.generate import configure_generate_parser, run_generate
+
+    p = argparse.ArgumentParser()
+    configure_generate_parser(p)
+    args = p.parse_args([str(tmp_path / "c"), "-n", "2", "--shard-size", "2", "--size-px", "40",
+                         "--pixel-size", "0.25", "--n-heights", "3", "--closest-offset", "2.0", "2.2",
+                         "--tip-k-xy", "0.15", "0.16", "--no-progress"])
+    assert run_generate(args) == 0
+    data = load_shards(tmp_path / "c")
+    cfg = json.loads((tmp_path / "c" / "dataset.json").read_text())["config"]
+    assert cfg["closest_offset_A"] == [2.0, 2.2] and cfg["tip_k_xy_N_per_m"] == [0.15, 0.16]
+    for i in range(2):
+        pos = data["atom_positions_A"][i][data["atom_numbers"][i] > 0]
+        # the topmost atom of the structure may lie outside the window: the window's atoms are lower
+        assert data["heights_A"][i, -1] - pos[:, 2].max() > 1.95
+        assert 0.15 <= data["tip"][i, 0] <= 0.16
+    with pytest.raises(ValueError, match="closest-offset"):
+        run_generate(p.parse_args([str(tmp_path / "d"), "--closest-offset", "0.5", "3"]))
