@@ -313,3 +313,8 @@ def test_init_from_starts_with_the_other_runs_weights(shards, tmp_path):
     wd = weights(deeper["model_state"])
     assert all(torch.allclose(wb[k], wd[k], atol=1e-6) for k in wb if not k.startswith("head."))
     assert wd["head.weight"].shape[0] > wb["head.weight"].shape[0]
+    # fine-tuning the deeper model without model options keeps its depth bins (targets included)
+    train(_cfg(shards, tmp_path / "deeper2", epochs=1, max_steps=2, init_from=str(tmp_path / "deeper"),
+               model={}))
+    again = torch.load(tmp_path / "deeper2" / "last.pt", map_location="cpu", weights_only=True)
+    assert again["model_config"]["z_min_A"] == -7.0

@@ -402,8 +402,18 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         torch.set_num_threads(int(cfg.num_threads))
     device = _resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    mcfg = PredictorConfig.from_dict(ckpt["model_config"]) if ckpt else PredictorConfig(**cfg.model)
-    data = _Data(cfg, mcfg)
+    src = None
+    if ckpt:
+        mcfg = PredictorConfig.from_dict(ckpt["model_config"])
+    elif cfg.init_from:
+        from .predict import load_model
+
+        src = load_model(cfg.init_from)  # a shipped name, weights, a checkpoint or a run folder
+        # the source's architecture, with what this run asks for explicitly on top
+        mcfg = PredictorConfig.from_dict({**src.config.to_dict(), **cfg.model})
+    else:
+        mcfg = PredictorConfig(**cfg.model)
+    data = _Data(cfg, mcfg)  # targets follow the model's depth bins
     net = AtomPredictor(mcfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history, epoch, step_in_epoch, global_step = [], 0, 0, 0
@@ -420,16 +430,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         elapsed_before = float(ckpt.get("time_s", 0.0))
         torch.set_rng_state(ckpt["torch_rng"])
         print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
-    elif cfg.init_from:
-        from .predict import load_model
-
-        src = load_model(cfg.init_from)  # a shipped name, weights, a checkpoint or a run folder
-        # the source's architecture, with what this run asks for explicitly on top
-        wanted = PredictorConfig.from_dict({**src.config.to_dict(), **cfg.model})
-        if wanted.to_dict() != mcfg.to_dict():
-            mcfg = wanted
-            net = AtomPredictor(mcfg).to(device)
-            opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    elif src is not None:
         own = net.state_dict()
         copied = {k: v for k, v in src.net.state_dict().items() if k in own and own[k].shape == v.shape}
         net.load_state_dict({**own, **copied})
