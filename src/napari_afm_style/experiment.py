@@ -348,7 +348,11 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     timing["train_minutes"] = tr["train_minutes"]
     # 3. evaluation with each regime's final weights
     t0 = time.time()
-    threads = torch.get_num_threads()
+    from .train_translator import _choose_threads
+
+    # two torch threads on a machine whose cores are taken run many times slower than one
+    threads = _choose_threads(None)
+    torch.set_num_threads(threads)
     files, scans = _read_scans(cfg["exp"], cfg["max_exp_scans"])
     models_dir = out / "models"
     models_dir.mkdir(exist_ok=True)
