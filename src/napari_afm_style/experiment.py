@@ -253,7 +253,10 @@ def write_report(results: dict, out: Path) -> dict:
           f"Command: `{results['command']}`  ", f"Run: {results['date']}, {results['timing']['total_minutes']:.0f} min "
           f"on {results['machine']} (training {results['timing']['train_minutes']:.0f} min).", "",
           f"Same model (U-Net heatmaps), {cfg['epochs']} epochs, batch {cfg['batch_size']}, lr {cfg['lr']}, seed "
-          f"{cfg['seed']} for every regime; final-epoch weights. Hybrid mix: "
+          f"{cfg['seed']} for every regime"
+          + (f", each started from `{cfg['train_options']['init_from']}`" if cfg["train_options"].get("init_from") else
+             ", from scratch")
+          + "; final-epoch weights. Hybrid mix: "
           + ", ".join(f"{k} {v:.2f}" for k, v in cfg["mix"].items()) + ".", "",
           f"## Structures predicted on {results['n_exp_scans']} experiment-like scans vs theory", "",
           f"Wasserstein-1 distances of the predictions' S_k and S_g to the theoretical distribution "
@@ -434,6 +437,9 @@ def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-exp-scans", type=int, default=None)
     p.add_argument("--max-heldout", type=int, default=None)
     p.add_argument("--bootstrap", type=int, default=d["bootstrap"], help="bootstrap resamples over scans")
+    p.add_argument("--init-from", default=None,
+                   help="start every regime from these weights (a shipped name, weights or checkpoint): "
+                        "the regimes then differ only in the images of the fine-tuning")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -443,7 +449,8 @@ def run_experiment_command(args) -> int:
                            heldout_style=args.heldout_style, translator=args.translator, strength=strength,
                            regimes=args.regimes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, mix=args.mix, jobs=args.jobs, max_exp_scans=args.max_exp_scans,
-                           max_heldout=args.max_heldout, bootstrap=args.bootstrap, progress=not args.no_progress)
+                           max_heldout=args.max_heldout, bootstrap=args.bootstrap, progress=not args.no_progress,
+                           train_options={"init_from": args.init_from} if args.init_from else {})
     res = run_experiment(cfg)
     print(Path(res["files"]["md"]).read_text())
     return 0
