@@ -116,3 +116,15 @@ def test_bad_settings_are_refused(tmp_path):
         ExperimentConfig(sim="a", heldout="b", exp="c", out="d", regimes=["magic"])
     with pytest.raises(ValueError, match="heldout"):
         ExperimentConfig(sim="a", exp="c", out="d")
+
+
+def test_missing_inputs_fail_before_training(tmp_path):
+    sim = write_shards(tmp_path / "sim", 4)
+    with pytest.raises(FileNotFoundError, match="exp"):
+        run_experiment(ExperimentConfig(sim=str(sim), heldout=str(sim), exp=str(tmp_path / "nope"),
+                                        out=str(tmp_path / "out"), progress=False))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no scans"):
+        run_experiment(ExperimentConfig(sim=str(sim), heldout=str(sim), exp=str(tmp_path / "empty"),
+                                        out=str(tmp_path / "out"), progress=False))
+    assert not (tmp_path / "out" / "runs").exists()

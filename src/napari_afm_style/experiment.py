@@ -210,15 +210,23 @@ def train_regimes(cfg: ExperimentConfig, style_dir: Path | None) -> dict:
     return {"train_minutes": (time.time() - t0) / 60, "runs": {r: str(out / "runs" / r) for r in cfg["regimes"]}}
 
 
-def _read_scans(folder, limit: int | None):
-    from .io import read_stack
-
-    files = sorted(p for p in Path(folder).iterdir()
+def _scan_files(folder, limit: int | None) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--exp {folder}: no such folder of scans")
+    files = sorted(p for p in folder.iterdir()
                    if p.suffix.lower() in (".npz", ".sxm", ".gwy", ".tif", ".tiff") and p.is_file())
     if limit:
         files = files[: int(limit)]
     if not files:
         raise ValueError(f"{folder}: no scans (.npz, .sxm, .gwy, .tif) to predict on")
+    return files
+
+
+def _read_scans(folder, limit: int | None):
+    from .io import read_stack
+
+    files = _scan_files(folder, limit)
     return files, [read_stack(p) for p in files]
 
 
@@ -333,6 +341,12 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     command = ("afm-style " + " ".join(shlex.quote(a) for a in sys.argv[1:])
                if sys.argv[1:2] == ["experiment"] else "napari_afm_style.experiment.run_experiment()")
     t_start = time.time()
+    # check every input before an hour of training, not after it
+    from .dataset import ShardSet
+
+    for key in ("sim", "heldout"):
+        ShardSet(cfg[key])  # raises with the folder's name if it holds no training shards
+    _scan_files(cfg["exp"], cfg["max_exp_scans"])
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     timing = {}
