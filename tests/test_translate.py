@@ -302,16 +302,21 @@ def test_cli_translate_stack_and_shard_folder(tmp_path):
         tmod.translate_shards(shards, tmp_path / "sim_fwd", "forward", 0.5, model, progress=False)
 
 
-def test_cli_train_translator_tiny_run_selects_and_exports(tmp_path):
+def _write_domains(tmp_path, first_seed: int, n: int = 6):
+    """Folders of n smooth "simulated" stacks and the same stacks with white noise."""
     from napari_afm_style.io import write_stack
 
     rng = np.random.default_rng(0)
     sim_dir, exp_dir = tmp_path / "sim", tmp_path / "exp"
-    for i in range(6):
-        s = _stack(20 + i, shape=(10, 40, 40))
+    for i in range(n):
+        s = _stack(first_seed + i, shape=(10, 40, 40))
         write_stack(s, sim_dir / f"s{i}.npz")
-        noisy = s.replace(data=s.data + 0.3 * rng.normal(size=s.shape).astype(np.float32))
-        write_stack(noisy, exp_dir / f"e{i}.npz")
+        write_stack(s.replace(data=s.data + 0.3 * rng.normal(size=s.shape).astype(np.float32)), exp_dir / f"e{i}.npz")
+    return sim_dir, exp_dir
+
+
+def test_cli_train_translator_tiny_run_selects_and_exports(tmp_path):
+    sim_dir, exp_dir = _write_domains(tmp_path, first_seed=20)
     argv = ["--sim", str(sim_dir), "--exp", str(exp_dir), "--out", str(tmp_path / "run"), "--steps", "4",
             "--batch-size", "1", "--crop", "32", "--lambda-cycle", "5", "10", "--search-steps", "2",
             "--holdout", "0.34", "--select-metric", "mmd", "--device", "cpu", "--no-progress",
@@ -421,15 +426,9 @@ def test_low_pass_exp_cycle_ignores_noise_that_cannot_be_restored():
 
 
 def test_frozen_forward_generator_stays_bit_identical(tmp_path):
-    from napari_afm_style.io import write_stack
     from napari_afm_style.translate import generator_state_dicts
 
-    rng = np.random.default_rng(0)
-    sim_dir, exp_dir = tmp_path / "sim", tmp_path / "exp"
-    for i in range(6):
-        s = _stack(40 + i, shape=(10, 40, 40))
-        write_stack(s, sim_dir / f"s{i}.npz")
-        write_stack(s.replace(data=s.data + 0.3 * rng.normal(size=s.shape).astype(np.float32)), exp_dir / f"e{i}.npz")
+    sim_dir, exp_dir = _write_domains(tmp_path, first_seed=40)
     common = ["--sim", str(sim_dir), "--exp", str(exp_dir), "--batch-size", "1", "--crop", "32",
               "--lambda-cycle", "1", "--holdout", "0.34", "--select-metric", "mmd", "--device", "cpu",
               "--no-progress", "--gen-channels", "8", "8", "8", "--res-blocks", "1",

@@ -1043,13 +1043,10 @@ def _init_generators(path) -> dict:
     from .translate import generator_state_dicts
 
     path = Path(path)
-    if path.is_dir():
-        path = path / "last.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"--init-from {path}: no such translator file")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_checkpoint(path)  # an exported translator or a training checkpoint (file or folder)
     fwd, bwd = generator_state_dicts(payload, path)
-    return {"forward": fwd, "backward": bwd, "config": payload["config"], "path": str(path)}
+    return {"forward": fwd, "backward": bwd, "config": payload["config"],
+            "path": str(path / "last.pt" if path.is_dir() else path)}
 
 
 def _new_model(arch: CycleGANConfig, seed: int, init: dict | None) -> CycleGAN:
