@@ -13,10 +13,8 @@ the Wasserstein-1 distances of the pooled S_k and S_g to the theoretical distrib
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from napari_afm_style.experiment import bootstrap_order_distances, order_on_scans
-from napari_afm_style.io import read_stack
+from napari_afm_style.experiment import _read_scans, bootstrap_order_distances, order_on_scans
 from napari_afm_style.order import distribution_distances
 from napari_afm_style.predict import list_models, load_model, predict
 from napari_afm_style.translate import prepare_translation
@@ -35,9 +33,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    files = sorted(f for f in Path(args.exp).iterdir() if f.suffix in (".npz", ".sxm", ".gwy", ".tif", ".tiff"))
-    files = files[: args.max_scans] if args.max_scans else files
-    raw = [read_stack(f) for f in files]
+    _, raw = _read_scans(args.exp, args.max_scans)
     strength = args.strength if args.strength == "recommended" else float(args.strength)
     cleaned = [prepare_translation(s, "backward").at(strength) for s in raw]
     n = len(raw)
