@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from napari_afm_style.experiment import _read_scans, bootstrap_order_distances, order_on_scans
+from napari_afm_style.experiment import bootstrap_order_distances, order_on_scans, read_scans
 from napari_afm_style.order import distribution_distances
 from napari_afm_style.predict import list_models, load_model, predict
 from napari_afm_style.translate import prepare_translation
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    _, raw = _read_scans(args.exp, args.max_scans)
+    _, raw = read_scans(args.exp, args.max_scans)
     strength = args.strength if args.strength == "recommended" else float(args.strength)
     cleaned = [prepare_translation(s, "backward").at(strength) for s in raw]
     n = len(raw)

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances",
+__all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances", "read_scans",
            "configure_experiment_parser", "run_experiment_command"]
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
@@ -223,7 +223,9 @@ def _scan_files(folder, limit: int | None) -> list[Path]:
     return files
 
 
-def _read_scans(folder, limit: int | None):
+def read_scans(folder, limit: int | None = None) -> tuple[list[Path], list]:
+    """(files, stacks) of the scans in ``folder`` (.npz, .sxm, .gwy, .tif), sorted by name,
+    at most ``limit``; raises if the folder is missing or holds none."""
     from .io import read_stack
 
     files = _scan_files(folder, limit)
@@ -370,7 +372,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     # two torch threads on a machine whose cores are taken run many times slower than one
     threads = _choose_threads(None)
     torch.set_num_threads(threads)
-    files, scans = _read_scans(cfg["exp"], cfg["max_exp_scans"])
+    files, scans = read_scans(cfg["exp"], cfg["max_exp_scans"])
     models_dir = out / "models"
     models_dir.mkdir(exist_ok=True)
     results = {"regimes": {}}
@@ -398,6 +400,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
         results["regimes"][regime] = {"weights": str(weights), "order": d, "atoms": atoms,
                                       "labelled_translated": lab["elements"], "labelled_clean": clean["elements"],
                                       "threshold": lab["threshold"]}
+        n_heldout = clean["n_samples"]
     timing["evaluate_minutes"] = (time.time() - t0) / 60
     timing["total_minutes"] = (time.time() - t_start) / 60
     results.update({
@@ -406,19 +409,12 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, "
         f"torch {torch.__version__} ({threads} threads for evaluation)",
         "timing": timing, "n_exp_scans": len(scans), "exp_files": [p.name for p in files],
-        "n_heldout": accuracy_n(cfg), "reference": "theory",
+        "n_heldout": n_heldout, "reference": "theory",
     })
     (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
     results["files"] = write_report(results, out)
     _log(f"done in {timing['total_minutes']:.1f} min: {results['files']['md']}")
     return results
-
-
-def accuracy_n(cfg) -> int:
-    from .dataset import ShardSet
-
-    n = len(ShardSet(cfg["heldout"]))
-    return min(n, int(cfg["max_heldout"])) if cfg["max_heldout"] else n
 
 
 def _cpu_count() -> int:

@@ -889,16 +889,7 @@ def _result(like, data, tip, settings, plan, lvec, ndim, charge_source, offset, 
         height_placement=offset_note,
     )
     meta["history"] = history + [{"step": "simulate", "engine": settings.box, "points_per_A": settings.points_per_A}]
-    return AFMStack(
-        data=data,
-        heights_A=like.heights_A.copy(),
-        pixel_size_A=like.pixel_size_A,
-        origin_A=like.origin_A.copy(),
-        f0_Hz=like.f0_Hz,
-        k_N_per_m=like.k_N_per_m,
-        amplitude_A=like.amplitude_A,
-        metadata=meta,
-    )
+    return like.replace(data=data, metadata=meta)
 
 
 # ----------------------------------------------------------------------------------------
@@ -946,15 +937,22 @@ def scan_like(atoms, n_heights: int = 10, height_step_A: float = 0.1, pixel_size
         closest_height_A = float(pos[sel, 2].max()) + DEFAULT_CLOSEST_GAP_A
     origin = center - np.array([(nx - 1), (ny - 1)]) * pixel_size_A / 2
     heights = closest_height_A + height_step_A * np.arange(n_heights)[::-1]
+    return _scan_template(heights, (ny, nx), pixel_size_A, origin, f0_Hz, k_N_per_m, amplitude_A,
+                          source="scan template (scan_like)")
+
+
+def _scan_template(heights, shape_yx, pixel_size_A, origin, f0_Hz, k_N_per_m, amplitude_A,
+                   **metadata) -> AFMStack:
+    """An all-zero stack that only carries a scan (absolute heights, Å) for ``simulate``."""
     return AFMStack(
-        np.zeros((n_heights, ny, nx), dtype=np.float32),
+        np.zeros((len(heights), *shape_yx), dtype=np.float32),
         heights,
         pixel_size_A,
         origin,
         f0_Hz=f0_Hz,
         k_N_per_m=k_N_per_m,
         amplitude_A=amplitude_A,
-        metadata={"source": "scan template (scan_like)", "height_frame": HEIGHT_FRAME_ABSOLUTE},
+        metadata={**metadata, "height_frame": HEIGHT_FRAME_ABSOLUTE},
     )
 
 
@@ -988,21 +986,8 @@ def scan_from_ppafm_info(atoms, pixel_size_A: float = 0.125, height_step_A: floa
     top = z1 - amp - tip.probe_depth_A
     heights = top - height_step_A * np.arange(n_heights)
     origin = (x0 + tip.r0_A[0], y0 + tip.r0_A[1])
-    return AFMStack(
-        np.zeros((n_heights, ny, nx), dtype=np.float32),
-        heights,
-        pixel_size_A,
-        origin,
-        f0_Hz=f0_Hz,
-        k_N_per_m=k_N_per_m,
-        amplitude_A=amp,
-        metadata={
-            "source": "scan template (ppafm XYZ comment)",
-            "height_frame": HEIGHT_FRAME_ABSOLUTE,
-            "ppafm_scan": {k: v for k, v in info.items()},
-            "tip": tip.to_dict(),
-        },
-    )
+    return _scan_template(heights, (ny, nx), pixel_size_A, origin, f0_Hz, k_N_per_m, amp,
+                          source="scan template (ppafm XYZ comment)", ppafm_scan=dict(info), tip=tip.to_dict())
 
 
 def tip_from_ppafm_info(atoms) -> TipParameters:
