@@ -21,10 +21,9 @@ __all__ = ["perturbed", "accuracy_on_shards", "windowed_match", "site_categories
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
     """``stack`` with random handcrafted perturbations (:func:`~napari_afm_style.perturb.random_perturbation`)."""
-    from .perturb import random_perturbation
+    from .dataset import _perturb  # the training regime's own perturbation step
 
-    df, _ = random_perturbation(stack.data, rng, strength, stack.pixel_size_A)
-    return stack.replace(data=np.asarray(df, np.float32))
+    return stack.replace(data=_perturb(stack.data, rng, strength, stack.pixel_size_A))
 
 
 def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0, seed: int = 0,
