@@ -35,16 +35,20 @@ def main(argv=None) -> int:
                         "default: the model's deepest bin. -6.125 is the range of the first shipped models")
     p.add_argument("--breakdown", action="store_true",
                    help="also O scores per structure kind and recall per site (open, edge, covered)")
+    p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
+                   help="mirrored/rotated views averaged per window (default: predict's default)")
     args = p.parse_args(argv)
 
     model = load_model(args.model, args.device)
     res = accuracy_on_shards(model, args.data, perturb=args.perturb, strength=args.strength, seed=args.seed,
                              max_samples=args.max_samples, threshold=args.threshold, device=args.device,
-                             breakdown=args.breakdown, eval_z_min_A=args.eval_z_min)
+                             breakdown=args.breakdown, eval_z_min_A=args.eval_z_min,
+                             test_time_augmentation=args.tta)
     print(f"model {model.name!r} on {res['n_samples']} samples of {args.data}"
           + (f" (perturbed, strength {args.strength})" if args.perturb else "")
           + f"; threshold {res['threshold']:.2f}; tolerance 0.5 Å lateral, 0.5 Å height; "
-          f"atoms down to {res['eval_z_min_A']:.3f} Å below the closest tip height")
+          f"atoms down to {res['eval_z_min_A']:.3f} Å below the closest tip height; "
+          f"{res['test_time_augmentation']} view(s) averaged")
     for el, s in res["elements"].items():
         print(f"{el}: precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  "
               f"RMSE {s['rmse_A']:.3f} Å  ({s['n_matched']} matched / {s['n_pred']} predicted / "

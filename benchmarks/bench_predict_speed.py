@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     stack = AFMStack(data, 12 + 0.1 * np.arange(9, -1, -1), 0.125, (0, 0))
 
     t_predict = median_time(lambda: predict(stack, model=loaded), args.repeats)
+    t_views = {n: median_time(lambda n=n: predict(stack, model=loaded, test_time_augmentation=n), args.repeats)
+               for n in (1, 8)}
     x = torch.from_numpy(data[None].copy())
 
     def forward():
@@ -84,6 +86,8 @@ def main(argv=None) -> int:
     print(f"predict() on a 10x128x128 stack: {1e3 * t_predict:.1f} ms (median of {args.repeats})")
     print(f"plain forward pass:              {1e3 * t_forward:.1f} ms")
     print(f"ratio predict / forward:         {t_predict / t_forward:.2f}")
+    for n, t in t_views.items():
+        print(f"predict() with {n} view(s) averaged: {1e3 * t:.1f} ms (ratio to forward {t / t_forward:.2f})")
     print(f"extraction of {3 * n_o} atoms from maps:  {1e3 * t_extract:.1f} ms; re-threshold: "
           f"{1e3 * t_rethreshold:.2f} ms")
     if tmp is not None:

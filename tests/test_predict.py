@@ -388,3 +388,29 @@ def test_every_shipped_model_has_a_card_and_finds_water(name):
     o_true = o_true[o_true[:, 2] > stack.heights_A[-1] - 6.0]
     res = match_atoms(atoms, o_true, element="O")
     assert res["n_matched"] >= 0.5 * len(o_true)
+
+
+@pytest.mark.parametrize("n_views", [4, 8])
+def test_averaged_views_make_prediction_mirror_equivariant(tmp_path, n_views):
+    """Averaging the mirrored/rotated views makes the maps of a mirrored stack exactly the
+    mirrored maps; a single view (an untrained net has no symmetry) does not."""
+    weights = _random_net_file(tmp_path)
+    rng = np.random.default_rng(3)
+    data = rng.normal(size=(10, 64, 64)).astype(np.float32)
+    heights = 10 + 0.1 * np.arange(9, -1, -1)
+    plain = AFMStack(data, heights, 0.125, (0, 0))
+    mirrored = AFMStack(np.ascontiguousarray(data[..., ::-1]), heights, 0.125, (0, 0))
+    a = predict_maps(plain, weights, test_time_augmentation=n_views)
+    b = predict_maps(mirrored, weights, test_time_augmentation=n_views)
+    np.testing.assert_allclose(b.maps, a.maps[..., ::-1], atol=1e-5)
+    assert a.info["test_time_augmentation_views"] == n_views
+    one_a = predict_maps(plain, weights, test_time_augmentation=1).maps
+    one_b = predict_maps(mirrored, weights, test_time_augmentation=1).maps
+    assert np.abs(one_b - one_a[..., ::-1]).max() > 1e-3
+    # the atoms mirror too (x → 63 · 0.125 − x), up to tie-breaks between equal close peaks
+    atoms_a, atoms_b = a.atoms(0.8), b.atoms(0.8)
+    mirrored_a = atoms_a.positions * [-1, 1, 1] + [63 * 0.125, 0, 0]
+    res = match_atoms(atoms_b.positions, mirrored_a, lateral_tol_A=1e-3, height_tol_A=1e-3)
+    assert len(atoms_a) > 20 and res["n_matched"] >= 0.95 * max(len(atoms_a), len(atoms_b))
+    with pytest.raises(ValueError, match="1, 2, 4 or 8"):
+        predict_maps(plain, weights, test_time_augmentation=3)

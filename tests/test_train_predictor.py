@@ -318,3 +318,37 @@ def test_init_from_starts_with_the_other_runs_weights(shards, tmp_path):
                model={}))
     again = torch.load(tmp_path / "deeper2" / "last.pt", map_location="cpu", weights_only=True)
     assert again["model_config"]["z_min_A"] == -7.0
+
+
+def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, capsys):
+    """`afm-style calibrate-predictor --write` picks, per number of averaged views, the
+    threshold with the best O F1 on validation shards, and predict() then uses the
+    recommended view count with its own threshold."""
+    from napari_afm_style.cli import main
+    from napari_afm_style.dataset import ShardSet
+    from napari_afm_style.evaluation import accuracy_on_shards, calibrate_inference
+    from napari_afm_style.predict import load_model, predict
+
+    out = tmp_path / "run"
+    train(_cfg(shards, out, epochs=2))
+    path = export_model(out, tmp_path / "predictor_cal.pt")
+    res = calibrate_inference(path, shards, views=(1, 4), max_samples=6)
+    for v, r in res["views"].items():
+        best = max(r["f1_by_threshold"].values())
+        assert r["f1"] == pytest.approx(best)
+        assert r["f1_by_threshold"][str(r["threshold"])] == pytest.approx(best)
+    assert res["recommended_views"] in (1, 4)
+    assert main(["calibrate-predictor", str(path), "--data", str(shards), "--views", "1", "4",
+                 "--max-samples", "6", "--write", "--no-progress"]) == 0
+    assert "recommended" in capsys.readouterr().out
+    m = load_model(path)
+    assert m.test_time_augmentation == res["recommended_views"]
+    assert m.threshold_for(4) == pytest.approx(res["views"][4]["threshold"])
+    assert m.threshold_for(1) == pytest.approx(res["views"][1]["threshold"])
+    stack = ShardSet(shards)[0].stack()
+    atoms = predict(stack, model=path)
+    assert atoms.info["test_time_augmentation_views"] == res["recommended_views"]
+    assert atoms.info["threshold"] == pytest.approx(res["views"][res["recommended_views"]]["threshold"])
+    # the calibrated F1 is what accuracy_on_shards measures at that threshold on the same data
+    acc = accuracy_on_shards(path, shards, max_samples=6, test_time_augmentation=4)
+    assert acc["elements"]["O"]["f1"] == pytest.approx(res["views"][4]["f1"])

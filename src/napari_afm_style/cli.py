@@ -19,6 +19,8 @@ SUBCOMMANDS = {
     "generate": ("napari_afm_style.generate", "generate a simulated training set (sharded .npz)"),
     "predict": ("napari_afm_style.predict", "predict atom positions from a stack and write XYZ"),
     "train-predictor": ("napari_afm_style.train_predictor", "train the structure-discovery model"),
+    "calibrate-predictor": ("napari_afm_style.evaluation",
+                            "choose a predictor's threshold and averaged views on validation shards"),
     "translate": ("napari_afm_style.translate", "style-translate stacks (forward sim→exp, backward exp→sim)"),
     "train-translator": ("napari_afm_style.train_translator", "train the CycleGAN style translator"),
     "order": ("napari_afm_style.order", "tetrahedral order S_k/S_g of a geometry vs theory"),

@@ -16,7 +16,7 @@ import numpy as np
 
 from .stack import AFMStack
 
-__all__ = ["perturbed", "accuracy_on_shards", "windowed_match", "site_categories"]
+__all__ = ["perturbed", "accuracy_on_shards", "calibrate_inference", "windowed_match", "site_categories"]
 
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
@@ -30,7 +30,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                        max_samples: int | None = None, threshold: float | None = None,
                        device: str = "cpu", lateral_tol_A: float = 0.5, height_tol_A: float = 0.5,
                        progress: bool = False, breakdown: bool = False,
-                       eval_z_min_A: float | None = None) -> dict:
+                       eval_z_min_A: float | None = None, test_time_augmentation: int | None = None) -> dict:
     """Precision, recall, F1 and RMSE per element of ``model`` on the shards in ``data``.
 
     Parameters
@@ -54,6 +54,8 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         ``eval_z_min_A − height_tol_A``; true atoms inside the window count as found or
         missed, predictions inside it as right or wrong, and a prediction matched to an atom
         just below the window is neither (it is right, but outside what is scored).
+    test_time_augmentation : {1, 2, 4, 8}, optional
+        Views averaged by :func:`~napari_afm_style.predict.predict_maps` (default: its default).
     breakdown : bool
         Also return ``breakdown``: scores of the first element per structure kind
         (``by_kind``) and its recall per kind of true atom (``recall_by_site``, see
@@ -67,8 +69,8 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     """
     from ase.data import atomic_numbers
 
-    from .dataset import ShardSet, prepare_sample, truth_in_window
-    from .predict import LoadedModel, load_model, match_atoms, pool_matches, predict
+    from .dataset import ShardSet
+    from .predict import LoadedModel, load_model, pool_matches, predict
 
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     cfg = loaded.config
@@ -95,11 +97,10 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         stack = sample.stack()
         if perturb:
             stack = perturbed(stack, rng, strength)
-        atoms = predict(stack, model=loaded, threshold=threshold, device=device)
-        # truth and prediction in the window frame: Å from pixel [0, 0], z below the closest tip height
-        prep = prepare_sample(sample, truth_cfg)
-        numbers, truth = truth_in_window(prep.numbers, prep.atoms_px, prep.data.shape[-2:], prep.pixel_size_A)
-        pred = atoms.positions - [stack.origin_A[0], stack.origin_A[1], stack.heights_A[-1]]
+        atoms = predict(stack, model=loaded, threshold=threshold, device=device,
+                        test_time_augmentation=test_time_augmentation)
+        numbers, truth, prep = _window_truth(sample, truth_cfg)
+        pred = _in_window_frame(atoms, stack)
         symbols = np.array(atoms.get_chemical_symbols())
         for el in cfg.elements:
             all_true = truth[numbers == atomic_numbers[el]]
@@ -118,6 +119,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                     tot[1] += int(mask.sum())
     dt = time.perf_counter() - t0
     out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
+           "test_time_augmentation": atoms.info.get("test_time_augmentation_views", 1),
            "threshold": float(threshold if threshold is not None else loaded.default_threshold),
            "seconds_per_sample": dt / n,
            "elements": {el: pool_matches(results[el]) for el in cfg.elements}}
@@ -126,6 +128,89 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                             "by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(by_kind.items())},
                             "recall_by_site": {k: {"n_found": f, "n_true": t, "recall": f / t if t else float("nan")}
                                                for k, (f, t) in sites.items()}}
+    return out
+
+
+def _window_truth(sample, truth_cfg):
+    """True atoms of ``sample`` in the window frame (Å from pixel [0, 0], z below the closest
+    tip height), their atomic numbers, and the prepared sample."""
+    from .dataset import prepare_sample, truth_in_window
+
+    prep = prepare_sample(sample, truth_cfg)
+    numbers, truth = truth_in_window(prep.numbers, prep.atoms_px, prep.data.shape[-2:], prep.pixel_size_A)
+    return numbers, truth, prep
+
+
+def _in_window_frame(atoms, stack: AFMStack) -> np.ndarray:
+    return atoms.positions - [stack.origin_A[0], stack.origin_A[1], stack.heights_A[-1]]
+
+
+def calibrate_inference(model, data, views=(1, 8), thresholds=None, max_samples: int | None = None,
+                        eval_z_min_A: float | None = None, device: str = "cpu",
+                        lateral_tol_A: float = 0.5, height_tol_A: float = 0.5, progress: bool = False,
+                        perturb: bool = False, strength: float = 1.0, seed: int = 0) -> dict:
+    """Choose the confidence threshold for each number of averaged views on labelled data.
+
+    Averaging mirrored/rotated views (test-time augmentation) smooths the probability
+    maps, so the threshold chosen for the plain network during training no longer is the
+    best one. Use a *validation* set drawn like the training data (never the held-out
+    benchmark set): every sample is predicted once per view count and scored (O, the first
+    element, windowed like :func:`accuracy_on_shards`) at every threshold. With ``perturb``,
+    the stacks get seeded handcrafted perturbations first (for a model trained on them).
+
+    Returns
+    -------
+    dict
+        ``views``: ``{n: {"threshold", "f1", "precision", "recall", "f1_by_threshold"}}``;
+        ``recommended_views``: the view count with the best F1 (fewer on ties within 0.002);
+        ``n_samples``, ``data``, ``eval_z_min_A``.
+    """
+    from ase.data import atomic_numbers
+
+    from .dataset import ShardSet
+    from .predict import LoadedModel, load_model, pool_matches, predict_maps
+    from .train_predictor import THRESHOLDS
+
+    thresholds = tuple(THRESHOLDS if thresholds is None else thresholds)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    cfg = loaded.config
+    first = cfg.elements[0]
+    shards = data if isinstance(data, ShardSet) else ShardSet(data)
+    n = len(shards) if max_samples is None else min(int(max_samples), len(shards))
+    if n == 0:
+        raise ValueError(f"{data}: no samples to calibrate on")
+    z_lo = cfg.visible_z_range_A[0] if eval_z_min_A is None else float(eval_z_min_A)
+    truth_cfg = dataclasses.replace(cfg, z_min_A=min(cfg.z_min_A, z_lo - height_tol_A))
+    matches = {v: {t: [] for t in thresholds} for v in views}
+    rng = np.random.default_rng(seed)
+    indices = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc=f"calibrate {loaded.name}", unit="stack")
+    for i in indices:
+        sample = shards[i]
+        stack = sample.stack()
+        if perturb:
+            stack = perturbed(stack, rng, strength)
+        numbers, truth, _ = _window_truth(sample, truth_cfg)
+        true_first = truth[numbers == atomic_numbers[first]]
+        for v in views:
+            maps = predict_maps(stack, loaded, device=device, test_time_augmentation=v)
+            for t in thresholds:
+                atoms = maps.atoms(t)
+                pred = _in_window_frame(atoms, stack)[np.array(atoms.get_chemical_symbols()) == first]
+                matches[v][t].append(windowed_match(pred, true_first, z_lo, lateral_tol_A, height_tol_A))
+    out = {"views": {}, "n_samples": n, "data": str(data), "eval_z_min_A": z_lo, "element": first,
+           "perturbed": bool(perturb)}
+    for v in views:
+        pooled = {t: pool_matches(matches[v][t]) for t in thresholds}
+        best = max(thresholds, key=lambda t: (pooled[t]["f1"], -abs(t - 0.5)))
+        out["views"][int(v)] = {"threshold": float(best), "f1": pooled[best]["f1"],
+                                "precision": pooled[best]["precision"], "recall": pooled[best]["recall"],
+                                "f1_by_threshold": {str(t): pooled[t]["f1"] for t in thresholds}}
+    best_f1 = max(r["f1"] for r in out["views"].values())
+    out["recommended_views"] = min(v for v, r in out["views"].items() if r["f1"] >= best_f1 - 0.002)
     return out
 
 
@@ -173,3 +258,46 @@ def site_categories(positions_A: np.ndarray, window_A, edge_A: float = 1.0, cove
     wx, wy = window_A
     edge = ~covered & ((p[:, 0] < edge_A) | (p[:, 1] < edge_A) | (p[:, 0] > wx - edge_A) | (p[:, 1] > wy - edge_A))
     return {"open": ~covered & ~edge, "edge": edge, "covered": covered}
+
+
+# -- command line -----------------------------------------------------------------------------
+
+def configure_parser(p) -> None:
+    p.add_argument("model", help="predictor weights file (.pt export) to calibrate")
+    p.add_argument("--data", required=True,
+                   help="labelled VALIDATION shards drawn like the training data (not the benchmark's held-out set)")
+    p.add_argument("--views", type=int, nargs="+", default=[1, 8], choices=(1, 2, 4, 8),
+                   help="numbers of averaged mirrored/rotated views to calibrate")
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--eval-z-min", type=float, default=None,
+                   help="score atoms down to this depth (Å below the closest tip height; default: the model's range)")
+    p.add_argument("--write", action="store_true",
+                   help="store the result in the weights file (predict() then uses it by default)")
+    p.add_argument("--perturb", action="store_true",
+                   help="apply seeded handcrafted perturbations first (for the handcrafted regime)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run_from_args(args) -> int:
+    import json
+
+    from .predict import write_inference_calibration
+
+    res = calibrate_inference(args.model, args.data, views=tuple(args.views), max_samples=args.max_samples,
+                              eval_z_min_A=args.eval_z_min, device=args.device, progress=not args.no_progress,
+                              perturb=args.perturb, seed=args.seed)
+    print(f"calibration of {args.model} on {res['n_samples']} samples of {args.data} "
+          f"({res['element']} atoms down to {res['eval_z_min_A']:.3f} Å):")
+    for v, r in res["views"].items():
+        print(f"  {v} view(s): threshold {r['threshold']:.2f}  F1 {r['f1']:.3f}  "
+              f"(precision {r['precision']:.3f}, recall {r['recall']:.3f})")
+    print(f"recommended: {res['recommended_views']} view(s)")
+    if args.write:
+        write_inference_calibration(args.model, res)
+        print(f"wrote the calibration into {args.model}")
+    else:
+        print(json.dumps({"recommended_views": res["recommended_views"],
+                          "thresholds": {v: r["threshold"] for v, r in res["views"].items()}}))
+    return 0

@@ -48,6 +48,7 @@ __all__ = [
     "list_models",
     "load_model",
     "save_weights",
+    "write_inference_calibration",
     "LoadedModel",
     "configure_predict_parser",
     "run_predict",
@@ -62,6 +63,8 @@ CANDIDATE_FLOOR = 0.05
 #: Sub-voxel refinement may raise a peak above its sampled maximum by at most this factor:
 #: a target blob (σ ≈ 2 px laterally, 1 bin in depth) gains ≤ 1.2× at half-voxel offsets.
 MAX_REFINE_GAIN = 1.25
+#: Views (mirrors/rotations) averaged per window by default; 1 = the plain network.
+DEFAULT_TEST_TIME_AUGMENTATION = 1
 
 
 # -- models ---------------------------------------------------------------------------------
@@ -76,10 +79,18 @@ class LoadedModel:
     source: str
     default_threshold: float
     card: dict = field(default_factory=dict)
+    #: views averaged by default (calibrated on validation data; 1 = plain network)
+    test_time_augmentation: int = 1
+    #: calibrated threshold per number of averaged views (``default_threshold`` otherwise)
+    thresholds_by_views: dict = field(default_factory=dict)
 
     @property
     def device(self):
         return next(self.net.parameters()).device
+
+    def threshold_for(self, n_views: int) -> float:
+        """The model's default confidence threshold when ``n_views`` views are averaged."""
+        return float(self.thresholds_by_views.get(int(n_views), self.default_threshold))
 
 
 def _models_dir():
@@ -159,8 +170,11 @@ def load_model(model="pure", device: str = "cpu") -> LoadedModel:
     net = AtomPredictor(config)
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     net.eval().to(device)
+    inference = blob.get("inference") or {}
     loaded = LoadedModel(net, config, name, str(path),
-                         float(threshold if threshold is not None else config.default_threshold), card)
+                         float(threshold if threshold is not None else config.default_threshold), card,
+                         int(inference.get("test_time_augmentation", DEFAULT_TEST_TIME_AUGMENTATION)),
+                         {int(k): float(v) for k, v in inference.get("thresholds_by_views", {}).items()})
     if len(_MODEL_CACHE) >= 4:
         _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
     _MODEL_CACHE[key] = loaded
@@ -185,6 +199,37 @@ def save_weights(net, config, path, default_threshold: float | None = None, card
         "card": json.loads(json.dumps(card or {}, default=float)),
     }
     path = Path(path)
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save(blob, tmp)
+    return path
+
+
+def write_inference_calibration(path, calibration: dict) -> Path:
+    """Store a :func:`~napari_afm_style.evaluation.calibrate_inference` result in a weights file.
+
+    The file keeps its network and card; it gains the recommended number of averaged views
+    and the threshold for each calibrated view count, which :func:`predict` then uses by
+    default. Written atomically (a failure leaves the old file).
+    """
+    import torch
+
+    from .io._atomic import atomic_path
+
+    path = Path(path)
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path}: not a predictor weights file (export a checkpoint first)")
+    views = {int(v): r for v, r in calibration["views"].items()}
+    recommended = int(calibration["recommended_views"])
+    _dihedral_views(recommended)
+    blob["inference"] = {
+        "test_time_augmentation": recommended,
+        "thresholds_by_views": {str(v): float(r["threshold"]) for v, r in views.items()},
+        "calibration": json.loads(json.dumps({k: v for k, v in calibration.items() if k != "views"}
+                                             | {"views": {str(v): {k: r[k] for k in ("threshold", "f1",
+                                                                                   "precision", "recall")}
+                                                          for v, r in views.items()}}, default=float)),
+    }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(blob, tmp)
     return path
@@ -376,8 +421,50 @@ def _as_stack(stack) -> AFMStack:
     raise TypeError(f"expected an AFMStack or a path to a stack file, got {type(stack).__name__}")
 
 
+def _dihedral_views(n_views: int) -> list[tuple[int, bool]]:
+    """The first ``n_views`` of the 8 symmetries of the square as (quarter turns, mirror)."""
+    if n_views not in (1, 2, 4, 8):
+        raise ValueError(f"test_time_augmentation must be 1, 2, 4 or 8 views, got {n_views!r}")
+    # ordered so that 2 = identity + mirror, 4 = the shape-keeping group (mirrors, half turn)
+    order = [(0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True)]
+    return order[:n_views]
+
+
+def _to_view(x, quarter_turns: int, mirror: bool):
+    x = np.rot90(x, quarter_turns, axes=(-2, -1))
+    return x[..., ::-1] if mirror else x
+
+
+def _from_view(y, quarter_turns: int, mirror: bool):
+    y = y[..., ::-1] if mirror else y
+    return np.rot90(y, -quarter_turns, axes=(-2, -1))
+
+
+def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.ndarray:
+    """Sigmoid maps of ``net`` on ``window`` (C, H, W), averaged over ``n_views`` symmetric views.
+
+    The lateral physics of a CO tip over a surface has no preferred direction, so mirrored
+    or rotated inputs must give mirrored or rotated maps; averaging the views undone removes
+    the network's own orientation bias (test-time augmentation). Views of equal shape run as
+    one batch.
+    """
+    import torch
+
+    views = _dihedral_views(n_views)
+    total = None
+    for same_shape in ([v for v in views if v[0] % 2 == 0], [v for v in views if v[0] % 2 == 1]):
+        if not same_shape:
+            continue
+        batch = np.stack([np.ascontiguousarray(_to_view(window, *v)) for v in same_shape])
+        prob = torch.sigmoid(net(torch.from_numpy(batch).to(device))).float().cpu().numpy()
+        for v, p in zip(same_shape, prob):
+            p = _from_view(p, *v)
+            total = p.copy() if total is None else total + p
+    return total / len(views)
+
+
 def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, overlap_px: int = 32,
-                 max_untiled_px: int = 192) -> PredictionMaps:
+                 max_untiled_px: int = 192, test_time_augmentation: int | None = None) -> PredictionMaps:
     """Run the network on ``stack`` and return its probability maps with their frame.
 
     Parameters
@@ -392,6 +479,11 @@ def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, o
         Images wider than ``max_untiled_px`` (after resampling) are processed in tiles of
         ``tile_px`` overlapping by ``overlap_px``; each tile is normalised on its own, as
         the training windows were.
+    test_time_augmentation : {1, 2, 4, 8}, optional
+        Number of mirrored/rotated views of each window whose maps are averaged (1: the
+        plain network). Default: the model's calibrated choice
+        (:func:`write_inference_calibration`), else :data:`DEFAULT_TEST_TIME_AUGMENTATION`.
+        The default threshold follows the view count (each is calibrated separately).
     """
     import torch
 
@@ -408,11 +500,13 @@ def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, o
     maps = np.empty((cfg.n_elements, cfg.n_zbins, ny, nx), dtype=np.float32)
     net = loaded.net
     dev = loaded.device
+    n_views = loaded.test_time_augmentation if test_time_augmentation is None else int(test_time_augmentation)
+    _dihedral_views(n_views)  # validate before any work
     with torch.inference_mode():
         for (y0, y1, ky0, ky1) in ty:
             for (x0, x1, kx0, kx1) in tx:
                 window = normalise_slices(data[:, y0:y1, x0:x1])
-                prob = torch.sigmoid(net(torch.from_numpy(window[None]).to(dev)))[0].float().cpu().numpy()
+                prob = _network_probabilities(net, window, dev, n_views)
                 maps[..., ky0:ky1, kx0:kx1] = prob[..., ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0]
     info = {
         "predictor_model": loaded.name,
@@ -425,6 +519,7 @@ def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, o
         "pixel_size_A": float(canon.pixel_size_A),
         "canonical_shape": list(data.shape),
         "n_tiles": len(ty) * len(tx),
+        "test_time_augmentation_views": n_views,
         "preprocessing": record,
     }
     if len(ty) * len(tx) > 1:
@@ -433,10 +528,11 @@ def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, o
     json.dumps(info)  # guarantee: JSON-able
     return PredictionMaps(maps, tuple(cfg.elements), cfg.z_centres_A.copy(), float(canon.pixel_size_A),
                           canon.origin_A.copy(), float(canon.heights_A[-1]), cfg.min_separation_A,
-                          loaded.default_threshold, info)
+                          loaded.threshold_for(n_views), info)
 
 
-def predict(stack, model="pure", threshold: float | None = None, device: str = "cpu") -> Atoms:
+def predict(stack, model="pure", threshold: float | None = None, device: str = "cpu",
+            test_time_augmentation: int | None = None) -> Atoms:
     """Predict the atoms (O, H, …) seen in a Δf stack.
 
     Parameters
@@ -452,6 +548,8 @@ def predict(stack, model="pure", threshold: float | None = None, device: str = "
         validation data during training).
     device : str
         Torch device.
+    test_time_augmentation : {1, 2, 4, 8}, optional
+        Mirrored/rotated views averaged (see :func:`predict_maps`).
 
     Returns
     -------
@@ -460,7 +558,7 @@ def predict(stack, model="pure", threshold: float | None = None, device: str = "
         ``atoms.arrays["confidence"]`` (peak probability), and ``atoms.info`` with the
         model, threshold, frame and preprocessing (JSON-able).
     """
-    return predict_maps(stack, model, device).atoms(threshold)
+    return predict_maps(stack, model, device, test_time_augmentation=test_time_augmentation).atoms(threshold)
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -549,13 +647,16 @@ def configure_predict_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="minimum peak probability of an atom (default: the model's)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
+                   help="mirrored/rotated views of the stack whose maps are averaged "
+                        "(default: the model's calibrated choice)")
 
 
 def run_predict(args) -> int:
     from .io import read_stack, write_atoms
 
     stack = read_stack(args.stack)
-    maps = predict_maps(stack, args.model, device=args.device)
+    maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta)
     atoms = maps.atoms(args.threshold)
     # extended XYZ keeps only scalar info entries: add flat copies of the essentials
     atoms.info["preprocessing_json"] = json.dumps(atoms.info.get("preprocessing", {}))
