@@ -24,6 +24,9 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     assert set(layer.features["element"]) <= {"O", "H"} and "O" in set(layer.features["element"])
     assert layer.projection_mode == "all"  # visible over the scan on every slice
     n_default = len(layer.data)
+    # the slider starts at the model's threshold for the views it averaged
+    assert widget.threshold_value == pytest.approx(widget.maps.default_threshold, abs=0.006)
+    assert widget.maps.info["test_time_augmentation_views"] >= 1
     # the atoms sit under the scanned window, ~3 Å below the closest tip height
     stack = image.metadata["afm_stack"]
     z = np.asarray(layer.features["z_A"])
@@ -43,6 +46,11 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     atoms = read_atoms(out)
     assert len(atoms) == len(layer.data)
     assert atoms.get_chemical_symbols() == list(layer.features["element"])
+    # a chosen number of averaged views re-runs the network with it
+    widget.views.setCurrentText("4")
+    widget.run()
+    qtbot.waitUntil(lambda: widget.maps is not maps and widget.maps.info["test_time_augmentation_views"] == 4,
+                    timeout=60_000)
 
 
 def test_translate_widget_strength_slider(make_napari_viewer, qtbot):

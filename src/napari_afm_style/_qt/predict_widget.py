@@ -22,11 +22,16 @@ class PredictWidget(StackJobWidget):
         self.points_layer = None
         self.model = QComboBox()
         self.model.addItems(list_models())
+        # mirrored/rotated views averaged (test-time augmentation); the model's calibrated
+        # choice by default
+        self.views = QComboBox()
+        self.views.addItems(["model's choice", "1", "2", "4", "8"])
         self.threshold = QSlider(Qt.Orientation.Horizontal)
         self.threshold.setRange(1, 99)
         self.threshold.setValue(50)
         self.threshold_label = QLabel("0.50")
         self.form.addRow("model", self.model)
+        self.form.addRow("averaged views", self.views)
         self.form.addRow("confidence ≥", self.threshold)
         self.form.addRow("", self.threshold_label)
         self.threshold.valueChanged.connect(self._on_threshold)
@@ -40,12 +45,18 @@ class PredictWidget(StackJobWidget):
         if chosen is None:
             return None
         layer, stack = chosen
+        views = None if self.views.currentIndex() == 0 else int(self.views.currentText())
         return self.jobs.start(_predict_job, self._on_result, stack, self.model.currentText(),
-                               layer.name)
+                               layer.name, views)
 
     def _on_result(self, result):
         maps, source_name = result
         self.maps = maps
+        # start from the model's calibrated threshold for this number of views
+        self.threshold.blockSignals(True)
+        self.threshold.setValue(int(round(100 * maps.default_threshold)))
+        self.threshold.blockSignals(False)
+        self.threshold_label.setText(f"{self.threshold_value:.2f}")
         self._show(source_name)
 
     def _on_threshold(self, value):
@@ -74,10 +85,10 @@ class PredictWidget(StackJobWidget):
         )
 
 
-def _predict_job(stack, model, source_name):
+def _predict_job(stack, model, source_name, views=None):
     from ..predict import predict_maps
 
     yield (0, 2, "loading model and resampling…")
-    maps = predict_maps(stack, model=model)
+    maps = predict_maps(stack, model=model, test_time_augmentation=views)
     yield (2, 2, "done")
     return maps, source_name
