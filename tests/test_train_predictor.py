@@ -352,3 +352,4 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     # the calibrated F1 is what accuracy_on_shards measures at that threshold on the same data
     acc = accuracy_on_shards(path, shards, max_samples=6, test_time_augmentation=4)
     assert acc["elements"]["O"]["f1"] == pytest.approx(res["views"][4]["f1"])
+    assert acc["threshold"] == pytest.approx(res["views"][4]["threshold"])

@@ -120,7 +120,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     dt = time.perf_counter() - t0
     out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
            "test_time_augmentation": atoms.info.get("test_time_augmentation_views", 1),
-           "threshold": float(threshold if threshold is not None else loaded.default_threshold),
+           "threshold": float(atoms.info["threshold"]),
            "seconds_per_sample": dt / n,
            "elements": {el: pool_matches(results[el]) for el in cfg.elements}}
     if breakdown:
