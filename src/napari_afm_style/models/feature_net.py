@@ -165,23 +165,6 @@ def pretext_batch(crops: torch.Tensor, rng: np.random.Generator) -> tuple[torch.
     return torch.stack(xs), torch.tensor(labels, dtype=torch.long)
 
 
-def _random_crops(arrays, n, size, rng) -> torch.Tensor:
-    out = []
-    for _ in range(n):
-        a = arrays[int(rng.integers(len(arrays)))]
-        ny, nx = a.shape[1:]
-        y0 = int(rng.integers(ny - size + 1))
-        x0 = int(rng.integers(nx - size + 1))
-        c = np.asarray(a[:, y0:y0 + size, x0:x0 + size], dtype=np.float32)
-        # mirror images keep the pretext labels meaningful and double the data
-        if rng.random() < 0.5:
-            c = c[:, :, ::-1]
-        if rng.random() < 0.5:
-            c = c[:, ::-1, :]
-        out.append(np.ascontiguousarray(c))
-    return torch.from_numpy(np.stack(out))
-
-
 def train_feature_net(sim, exp, steps: int = 3000, batch_size: int = 32, lr: float = 1e-3,
                       seed: int = 0, device: str = "cpu", holdout_fraction: float = 0.1,
                       config: FeatureNetConfig = FeatureNetConfig(), progress: bool = True,
@@ -205,7 +188,7 @@ def train_feature_net(sim, exp, steps: int = 3000, batch_size: int = 32, lr: flo
     FeatureNet
         In eval mode, on the CPU, with ``info`` describing the run.
     """
-    from ..train_translator import load_domain, split_holdout
+    from ..train_translator import load_domain, sample_batch, split_holdout
 
     t0 = time.time()
     sources = {}
@@ -238,8 +221,8 @@ def train_feature_net(sim, exp, steps: int = 3000, batch_size: int = 32, lr: flo
     losses = []
     net.train()
     for step in range(steps):
-        crops = torch.cat([_random_crops(train["sim"], half, config.tile, rng),
-                           _random_crops(train["exp"], batch_size - half, config.tile, rng)])
+        crops = torch.cat([sample_batch(train["sim"], half, config.tile, rng, rot90=False),
+                           sample_batch(train["exp"], batch_size - half, config.tile, rng, rot90=False)])
         x, y = pretext_batch(crops, rng)
         loss = F.cross_entropy(net(x.to(dev)), y.to(dev))
         opt.zero_grad(set_to_none=True)
@@ -258,7 +241,7 @@ def train_feature_net(sim, exp, steps: int = 3000, batch_size: int = 32, lr: flo
     acc = {}
     with torch.no_grad():
         for name in ("sim", "exp"):
-            crops = _random_crops(held[name], 256, config.tile, eval_rng)
+            crops = sample_batch(held[name], 256, config.tile, eval_rng, rot90=False)
             x, y = pretext_batch(crops, eval_rng)
             acc[name] = float((net(x).argmax(1) == y).float().mean())
     net.info = {
