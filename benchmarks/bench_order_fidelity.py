@@ -14,25 +14,15 @@ truth is unknown and only "distance to theory" can be measured.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 import numpy as np
 from scipy.stats import wasserstein_distance
 
 from napari_afm_style.dataset import ShardSet
-from napari_afm_style.evaluation import _in_window_frame, _window_truth
-from napari_afm_style.order import DEFAULT_CUTOFF_A, reference_distribution, tetrahedral_order
+from napari_afm_style.evaluation import _in_window_frame, _labelled_stacks
+from napari_afm_style.experiment import order_on_scans
+from napari_afm_style.order import DEFAULT_CUTOFF_A, reference_distribution
 from napari_afm_style.predict import list_models, load_model, predict
-
-
-def _pooled_order(position_sets):
-    sk, sg = [np.zeros(0)], [np.zeros(0)]
-    for pos in position_sets:
-        if len(pos) >= 5:
-            _, k, g = tetrahedral_order(pos, DEFAULT_CUTOFF_A)
-            sk.append(k)
-            sg.append(g)
-    return np.concatenate(sk), np.concatenate(sg)
 
 
 def main(argv=None) -> int:
@@ -49,23 +39,21 @@ def main(argv=None) -> int:
     shards = ShardSet(args.data)
     n = len(shards) if args.max_samples is None else min(args.max_samples, len(shards))
     models = args.models or [m for m in ("pure", "handcrafted") if m in list_models()]
-    ref_k, ref_g = reference_distribution("theory")
+    _, ref_g = reference_distribution("theory")
     print(f"{n} labelled stacks from {args.data}; O centres with 4 O neighbours within {DEFAULT_CUTOFF_A} Å")
     print(f"{'model':28s} {'centres true':>12s} {'pred':>6s} {'W1 S_g pred-true':>17s} {'W1 S_k pred-true':>17s} "
           f"{'W1 S_g true-theory':>19s} {'W1 S_g pred-theory':>19s}")
     for name in models:
         loaded = load_model(name)
-        truth_cfg = dataclasses.replace(loaded.config)
+        cfg = loaded.config
         truths, preds = [], []
-        for i in range(n):
-            sample = shards[i]
-            stack = sample.stack()
-            numbers, truth, _ = _window_truth(sample, truth_cfg)
+        # truth down to the model's deepest bin (no tolerance margin: both sides are cut alike)
+        for _, stack, numbers, truth, _ in _labelled_stacks(shards, n, cfg, cfg.z_min_A, 0.0):
             truths.append(truth[numbers == 8])
             atoms = predict(stack, model=loaded)
             preds.append(_in_window_frame(atoms, stack)[np.array(atoms.get_chemical_symbols()) == "O"])
-        tk, tg = _pooled_order(truths)
-        pk, pg = _pooled_order(preds)
+        true_order, pred_order = order_on_scans(truths), order_on_scans(preds)
+        tk, tg, pk, pg = true_order["S_k"], true_order["S_g"], pred_order["S_k"], pred_order["S_g"]
         w = (lambda a, b: wasserstein_distance(a, b) if len(a) and len(b) else float("nan"))
         print(f"{str(name)[-28:]:28s} {len(tg):12d} {len(pg):6d} {w(pg, tg):17.3f} {w(pk, tk):17.4f} "
               f"{w(tg, ref_g):19.3f} {w(pg, ref_g):19.3f}")

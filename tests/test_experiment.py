@@ -92,6 +92,10 @@ def test_order_on_scans_keeps_scans_apart():
         _, sk, sg = tetrahedral_order(atoms.positions[atoms.numbers == 8])
         assert np.allclose(o["S_g"][o["scan_of"] == i], sg)
     assert o["n_O"].tolist() == [int(np.sum(a.numbers == 8)) for a in ice]
+    # O positions given as arrays: the same order, no H counted
+    arrays = order_on_scans([a.positions[a.numbers == 8] for a in ice])
+    assert np.array_equal(arrays["S_g"], o["S_g"]) and np.array_equal(arrays["scan_of"], o["scan_of"])
+    assert arrays["n_H"].tolist() == [0, 0] and o["n_H"].min() > 0
 
 
 def test_bootstrap_intervals():

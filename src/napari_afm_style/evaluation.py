@@ -78,28 +78,17 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     n = len(shards) if max_samples is None else min(int(max_samples), len(shards))
     if n == 0:
         raise ValueError(f"{data}: no samples to evaluate on")
-    rng = np.random.default_rng(seed)
     z_lo = cfg.visible_z_range_A[0] if eval_z_min_A is None else float(eval_z_min_A)
-    # truth down to z_lo - height_tol, so that predictions near the window's floor are judged fairly
-    truth_cfg = dataclasses.replace(cfg, z_min_A=min(cfg.z_min_A, z_lo - height_tol_A))
     results = {el: [] for el in cfg.elements}
     first = cfg.elements[0]
     by_kind: dict = {}
     sites: dict = {}
-    indices = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        indices = tqdm(indices, desc=f"evaluate {loaded.name}", unit="stack")
     t0 = time.perf_counter()
-    for i in indices:
-        sample = shards[i]
-        stack = sample.stack()
-        if perturb:
-            stack = perturbed(stack, rng, strength)
+    for sample, stack, numbers, truth, prep in _labelled_stacks(
+            shards, n, cfg, z_lo, height_tol_A, perturb, strength, seed,
+            f"evaluate {loaded.name}" if progress else None):
         atoms = predict(stack, model=loaded, threshold=threshold, device=device,
                         test_time_augmentation=test_time_augmentation)
-        numbers, truth, prep = _window_truth(sample, truth_cfg)
         pred = _in_window_frame(atoms, stack)
         symbols = np.array(atoms.get_chemical_symbols())
         for el in cfg.elements:
@@ -131,14 +120,32 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     return out
 
 
-def _window_truth(sample, truth_cfg):
-    """True atoms of ``sample`` in the window frame (Å from pixel [0, 0], z below the closest
-    tip height), their atomic numbers, and the prepared sample."""
+def _labelled_stacks(shards, n: int, cfg, z_lo: float, height_tol_A: float, perturb: bool = False,
+                     strength: float = 1.0, seed: int = 0, progress_desc: str | None = None):
+    """Yield ``(sample, stack, numbers, truth, prepared)`` for the first ``n`` samples.
+
+    ``stack`` is what a user would load (with seeded handcrafted perturbations if
+    ``perturb``); ``truth`` are the true atoms in the window frame (Å from pixel [0, 0], z
+    below the closest tip height) down to ``z_lo − height_tol_A``, so that predictions near
+    the scored window's floor are judged fairly; ``numbers`` their atomic numbers.
+    """
     from .dataset import prepare_sample, truth_in_window
 
-    prep = prepare_sample(sample, truth_cfg)
-    numbers, truth = truth_in_window(prep.numbers, prep.atoms_px, prep.data.shape[-2:], prep.pixel_size_A)
-    return numbers, truth, prep
+    truth_cfg = dataclasses.replace(cfg, z_min_A=min(cfg.z_min_A, z_lo - height_tol_A))
+    rng = np.random.default_rng(seed)
+    indices = range(n)
+    if progress_desc:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc=progress_desc, unit="stack")
+    for i in indices:
+        sample = shards[i]
+        stack = sample.stack()
+        if perturb:
+            stack = perturbed(stack, rng, strength)
+        prep = prepare_sample(sample, truth_cfg)
+        numbers, truth = truth_in_window(prep.numbers, prep.atoms_px, prep.data.shape[-2:], prep.pixel_size_A)
+        yield sample, stack, numbers, truth, prep
 
 
 def _in_window_frame(atoms, stack: AFMStack) -> np.ndarray:
@@ -169,7 +176,7 @@ def calibrate_inference(model, data, views=(1, 8), thresholds=None, max_samples:
 
     from .dataset import ShardSet
     from .predict import LoadedModel, load_model, pool_matches, predict_maps
-    from .train_predictor import THRESHOLDS
+    from .train_predictor import THRESHOLDS, best_threshold
 
     thresholds = tuple(THRESHOLDS if thresholds is None else thresholds)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
@@ -180,20 +187,9 @@ def calibrate_inference(model, data, views=(1, 8), thresholds=None, max_samples:
     if n == 0:
         raise ValueError(f"{data}: no samples to calibrate on")
     z_lo = cfg.visible_z_range_A[0] if eval_z_min_A is None else float(eval_z_min_A)
-    truth_cfg = dataclasses.replace(cfg, z_min_A=min(cfg.z_min_A, z_lo - height_tol_A))
     matches = {v: {t: [] for t in thresholds} for v in views}
-    rng = np.random.default_rng(seed)
-    indices = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        indices = tqdm(indices, desc=f"calibrate {loaded.name}", unit="stack")
-    for i in indices:
-        sample = shards[i]
-        stack = sample.stack()
-        if perturb:
-            stack = perturbed(stack, rng, strength)
-        numbers, truth, _ = _window_truth(sample, truth_cfg)
+    for _, stack, numbers, truth, _ in _labelled_stacks(shards, n, cfg, z_lo, height_tol_A, perturb, strength,
+                                                        seed, f"calibrate {loaded.name}" if progress else None):
         true_first = truth[numbers == atomic_numbers[first]]
         for v in views:
             maps = predict_maps(stack, loaded, device=device, test_time_augmentation=v)
@@ -205,7 +201,7 @@ def calibrate_inference(model, data, views=(1, 8), thresholds=None, max_samples:
            "perturbed": bool(perturb)}
     for v in views:
         pooled = {t: pool_matches(matches[v][t]) for t in thresholds}
-        best = max(thresholds, key=lambda t: (pooled[t]["f1"], -abs(t - 0.5)))
+        best = best_threshold({t: pooled[t]["f1"] for t in thresholds})
         out["views"][int(v)] = {"threshold": float(best), "f1": pooled[best]["f1"],
                                 "precision": pooled[best]["precision"], "recall": pooled[best]["recall"],
                                 "f1_by_threshold": {str(t): pooled[t]["f1"] for t in thresholds}}

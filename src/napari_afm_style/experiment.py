@@ -75,7 +75,8 @@ class ExperimentConfig(dict):
 # -- order statistics on a set of scans -------------------------------------------------------
 
 def order_on_scans(atoms_list, cutoff: float | None = None) -> dict:
-    """Per-scan tetrahedral order of the O atoms of each predicted structure.
+    """Per-scan tetrahedral order of the O atoms of each predicted structure
+    (``ase.Atoms``, or an (N, 3) array of O positions in Å).
 
     Returns ``S_k``, ``S_g`` (pooled arrays), ``scan_of`` (scan index of each centre),
     ``n_O`` and ``n_H`` per scan (arrays).
@@ -87,7 +88,8 @@ def order_on_scans(atoms_list, cutoff: float | None = None) -> dict:
     for i, atoms in enumerate(atoms_list):
         pos = oxygen_positions_of(atoms)
         n_o.append(len(pos))
-        n_h.append(int(np.sum(np.asarray(atoms.numbers) == 1)))
+        numbers = getattr(atoms, "numbers", None)  # an (N, 3) array of O positions has no H
+        n_h.append(0 if numbers is None else int(np.sum(np.asarray(numbers) == 1)))
         if len(pos) >= 5:
             _, k, g = tetrahedral_order(pos, cut)
             sk.append(k)

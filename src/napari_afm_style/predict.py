@@ -430,14 +430,10 @@ def _dihedral_views(n_views: int) -> list[tuple[int, bool]]:
     return order[:n_views]
 
 
-def _to_view(x, quarter_turns: int, mirror: bool):
-    x = np.rot90(x, quarter_turns, axes=(-2, -1))
-    return x[..., ::-1] if mirror else x
-
-
 def _from_view(y, quarter_turns: int, mirror: bool):
-    y = y[..., ::-1] if mirror else y
-    return np.rot90(y, -quarter_turns, axes=(-2, -1))
+    """Undo :func:`~napari_afm_style.dataset.dihedral` (mirror, then quarter turns) on maps."""
+    y = np.rot90(y, -quarter_turns, axes=(-2, -1))
+    return y[..., ::-1] if mirror else y
 
 
 def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.ndarray:
@@ -450,12 +446,14 @@ def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.
     """
     import torch
 
+    from .dataset import dihedral
+
     views = _dihedral_views(n_views)
     total = None
     for same_shape in ([v for v in views if v[0] % 2 == 0], [v for v in views if v[0] % 2 == 1]):
         if not same_shape:
             continue
-        batch = np.stack([np.ascontiguousarray(_to_view(window, *v)) for v in same_shape])
+        batch = np.stack([dihedral(window, (), *v)[0] for v in same_shape])
         prob = torch.sigmoid(net(torch.from_numpy(batch).to(device))).float().cpu().numpy()
         for v, p in zip(same_shape, prob):
             p = _from_view(p, *v)

@@ -278,6 +278,11 @@ class _Data:
                 "n_train": int(self.epoch_len), "n_val": int(len(self.val_idx))}
 
 
+def best_threshold(f1_by_threshold: dict) -> float:
+    """The threshold with the best F1; ties go to the one nearest 0.5."""
+    return max(f1_by_threshold, key=lambda t: (f1_by_threshold[t], -abs(t - 0.5)))
+
+
 def evaluate(net, examples, mcfg, device: str = "cpu", batch_size: int = 8, pos_weight: float = 20.0,
              thresholds=THRESHOLDS) -> dict:
     """Validation loss and atom-level scores of ``net`` on prepared examples.
@@ -324,7 +329,7 @@ def evaluate(net, examples, mcfg, device: str = "cpu", batch_size: int = 8, pos_
                         per_default[el].append(match_atoms(peaks[peaks[:, 3] >= default_t, :3], true))
     first = mcfg.elements[0]
     pooled = {thr: {el: pool_matches(per_t[thr][el]) for el in mcfg.elements} for thr in thresholds}
-    best_t = max(thresholds, key=lambda thr: (pooled[thr][first]["f1"], -abs(thr - 0.5)))
+    best_t = best_threshold({thr: pooled[thr][first]["f1"] for thr in thresholds})
     res = {"loss": loss_sum / max(n, 1), "n_images": n, "best_threshold": float(best_t)}
     for el in mcfg.elements:
         s = pooled[best_t][el]
