@@ -103,6 +103,33 @@ def test_shardset_reads_samples(shards, tmp_path):
     assert sorted(order.tolist()) == list(range(24))
 
 
+def test_shardset_reads_several_folders_as_one(shards, tmp_path):
+    other = write_shards(tmp_path / "other", 10, seed=7)
+    s = ShardSet([shards, other])
+    assert len(s) == 34 and len(s.paths) == 5
+    one, two = ShardSet(shards), ShardSet(other)
+    np.testing.assert_array_equal(s[23].df, one[23].df)
+    np.testing.assert_array_equal(s[24].df, two[0].df)
+    assert s[24].sample_id == "other:7:0" and s.sample_ids[24] == (7, 0)
+    train_idx, val_idx = split_by_fraction(s, 0.3)
+    assert len(train_idx) + len(val_idx) == 34 and len(val_idx) > 0
+    with pytest.raises(ValueError, match="share sample ids"):
+        ShardSet([shards, write_shards(tmp_path / "same_seed", 4, seed=0)])
+
+
+def test_training_on_two_folders_records_both(shards, tmp_path):
+    from napari_afm_style.cli import main
+
+    other = write_shards(tmp_path / "other", 8, seed=3)
+    out = tmp_path / "two"
+    assert main(["train-predictor", "--data", str(shards), str(other), "--out", str(out), "--epochs", "1",
+                 "--batch-size", "4", "--base-channels", "4", "--depth", "1", "--crop-px", "40", "48",
+                 "--max-steps", "2", "--no-progress"]) == 0
+    data = torch.load(out / "last.pt", map_location="cpu", weights_only=False)["data"]["data"]
+    assert data["folders"] == [str(shards), str(other)] and data["n_samples"] == 32
+    assert [g["seed"] for g in data["generation"]] == [0, 3]
+
+
 def test_split_by_sample_id_is_deterministic(shards):
     s = ShardSet(shards)
     tr, va = split_by_fraction(s, 0.25, salt=1)

@@ -93,37 +93,40 @@ def _npz_members(path: Path) -> list[str]:
 
 
 class ShardSet:
-    """Random access to the samples of a shard folder, with an LRU cache of shards.
+    """Random access to the samples of one or more shard folders, with an LRU cache of shards.
 
     Parameters
     ----------
-    folder : path
-        A folder with ``dataset.json`` and ``shard_NNNNN.npz`` files.
+    folder : path or sequence of paths
+        A folder with ``dataset.json`` and ``shard_NNNNN.npz`` files, or several such
+        folders read as one set (in the given order), e.g. a set generated with another
+        seed or other options to add to an existing one.
     cache_mb : float
         Memory budget of decoded shards kept in memory.
 
     Raises
     ------
     FileNotFoundError
-        ``folder`` does not exist or holds no shards.
+        A folder does not exist or holds no shards.
     ValueError
-        ``dataset.json`` is missing or a shard lacks the arrays of the format.
+        ``dataset.json`` is missing, a shard lacks the arrays of the format, or two
+        folders share sample ids (the same generation seed), which would put one
+        structure on both sides of a validation split.
     """
 
     def __init__(self, folder, cache_mb: float = 2048.0):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"{self.folder}: no such training-set folder")
-        manifest = self.folder / "dataset.json"
-        if not manifest.is_file():
-            raise ValueError(
-                f"{self.folder} has no dataset.json; point to a folder written by "
-                "`afm-style generate` (or `afm-style translate` for style data)"
-            )
-        self.manifest = json.loads(manifest.read_text())
-        self.paths = sorted(self.folder.glob("shard_*.npz"))
-        if not self.paths:
-            raise FileNotFoundError(f"{self.folder} holds no shard_NNNNN.npz files (generation not run yet?)")
+        folders = [folder] if isinstance(folder, (str, Path)) else list(folder)
+        if not folders:
+            raise ValueError("no shard folder given")
+        self.folders = [Path(f) for f in folders]
+        self.folder = self.folders[0]
+        self.manifests, self.paths, self._shard_folder = [], [], []
+        for f in self.folders:
+            manifest, paths = self._open_folder(f)
+            self.manifests.append(manifest)
+            self.paths += paths
+            self._shard_folder += [f.name] * len(paths)
+        self.manifest = self.manifests[0]
         counts, ids, self.shard_nbytes = [], [], []
         for path in self.paths:
             members = _npz_members(path)
@@ -140,6 +143,12 @@ class ShardSet:
                 i = int(index[j]) if index is not None else -1
                 ids.append((s, i) if i >= 0 else (-1, len(ids)))
             self.shard_nbytes.append(0)
+        if len(self.folders) > 1:
+            known = [sid for sid in ids if sid[0] >= 0]
+            if len(set(known)) != len(known):
+                raise ValueError(
+                    f"the folders {[str(f) for f in self.folders]} share sample ids (generated with the same "
+                    "--seed?): give sets generated with different seeds")
         self.counts = np.array(counts, dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
         #: (seed, sample_index) of every sample: identical for a simulated set and its
@@ -148,11 +157,27 @@ class ShardSet:
         self.cache_mb = float(cache_mb)
         self._cache: OrderedDict[int, dict] = OrderedDict()
 
+    @staticmethod
+    def _open_folder(folder: Path) -> tuple[dict, list[Path]]:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: no such training-set folder")
+        manifest = folder / "dataset.json"
+        if not manifest.is_file():
+            raise ValueError(
+                f"{folder} has no dataset.json; point to a folder written by "
+                "`afm-style generate` (or `afm-style translate` for style data)"
+            )
+        paths = sorted(folder.glob("shard_*.npz"))
+        if not paths:
+            raise FileNotFoundError(f"{folder} holds no shard_NNNNN.npz files (generation not run yet?)")
+        return json.loads(manifest.read_text()), paths
+
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
     def __repr__(self) -> str:
-        return f"ShardSet({str(self.folder)!r}, {len(self)} samples in {len(self.paths)} shards)"
+        names = str(self.folder) if len(self.folders) == 1 else [str(f) for f in self.folders]
+        return f"ShardSet({names!r}, {len(self)} samples in {len(self.paths)} shards)"
 
     def locate(self, index: int) -> tuple[int, int]:
         if not 0 <= index < len(self):
@@ -200,7 +225,7 @@ class ShardSet:
             f0_Hz=float(a["f0_Hz"][j]) if "f0_Hz" in a else 30300.0,
             k_N_per_m=float(a["k_N_per_m"][j]) if "k_N_per_m" in a else 1800.0,
             amplitude_A=float(a["amplitude_A"][j]) if "amplitude_A" in a else 1.0,
-            sample_id=f"{self.folder.name}:{seed}:{idx}",
+            sample_id=f"{self._shard_folder[shard]}:{seed}:{idx}",
             kind=str(a["kind"][j]) if "kind" in a else "",
         )
 

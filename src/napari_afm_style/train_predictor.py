@@ -52,7 +52,8 @@ THRESHOLDS = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2).tolist())
 class TrainConfig:
     """Parameters of a training run (lengths in Å, sizes in pixels)."""
 
-    data: str
+    #: training shard folder, or several read as one set (generated with different seeds)
+    data: str | list
     out: str
     val_data: str | None = None
     val_fraction: float = 0.1
@@ -271,6 +272,9 @@ class _Data:
         def one(s):
             if s is None:
                 return None
+            if len(s.folders) > 1:
+                return {"folders": [str(f) for f in s.folders], "n_samples": len(s), "n_shards": len(s.paths),
+                        "generation": [m.get("config", m) for m in s.manifests]}
             return {"folder": str(s.folder), "n_samples": len(s), "n_shards": len(s.paths),
                     "generation": s.manifest.get("config", s.manifest)}
         return {"data": one(self.sim), "style_data": one(self.style),
@@ -630,7 +634,9 @@ def _parse_mix(text: str) -> dict:
 
 
 def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="training shards (folder written by `afm-style generate`)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="training shards: a folder written by `afm-style generate`, or several (different "
+                        "seeds) read as one set")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--val-data", help="held-out shards for validation")
     g.add_argument("--val-fraction", type=float, default=0.1,
@@ -666,7 +672,7 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
 
 def run_train_predictor(args) -> int:
     cfg = TrainConfig(
-        data=args.data, out=args.out, val_data=args.val_data,
+        data=args.data[0] if len(args.data) == 1 else list(args.data), out=args.out, val_data=args.val_data,
         val_fraction=args.val_fraction, regime=args.regime, style_data=args.style_data, mix=args.mix,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
