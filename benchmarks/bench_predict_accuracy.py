@@ -34,7 +34,8 @@ def main(argv=None) -> int:
                    help="score atoms down to this depth (Å relative to the closest tip height); "
                         "default: the model's deepest bin. -6.125 is the range of the first shipped models")
     p.add_argument("--breakdown", action="store_true",
-                   help="also O scores per structure kind and recall per site (open, edge, covered)")
+                   help="also O scores per structure kind, recall per site (open, edge, covered) and "
+                        "per depth below the topmost atom")
     p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
                    help="mirrored/rotated views averaged per window (default: predict's default)")
     args = p.parse_args(argv)
@@ -60,6 +61,9 @@ def main(argv=None) -> int:
                   f"recall {s['recall']:.3f}  F1 {s['f1']:.3f}")
         for site, r in b["recall_by_site"].items():
             print(f"  {b['element']} recall, {site} sites: {r['recall']:.3f} ({r['n_found']} / {r['n_true']})")
+        for depth, r in b["recall_by_depth"].items():
+            print(f"  {b['element']} recall, {depth} Å below the topmost atom: {r['recall']:.3f} "
+                  f"({r['n_found']} / {r['n_true']})")
     print(f"{res['seconds_per_sample']:.3f} s per sample")
     return 0
 

@@ -380,3 +380,9 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     acc = accuracy_on_shards(path, shards, max_samples=6, test_time_augmentation=4)
     assert acc["elements"]["O"]["f1"] == pytest.approx(res["views"][4]["f1"])
     assert acc["threshold"] == pytest.approx(res["views"][4]["threshold"])
+    # the breakdowns partition the same O atoms: per site and per depth they add up to the totals
+    full = accuracy_on_shards(path, shards, max_samples=6, test_time_augmentation=4, breakdown=True)
+    o, b = full["elements"]["O"], full["breakdown"]
+    for part in (b["recall_by_site"], b["recall_by_depth"]):
+        assert sum(r["n_true"] for r in part.values()) == o["n_true"]
+        assert sum(r["n_found"] for r in part.values()) == o["n_matched"]

@@ -18,6 +18,10 @@ from .stack import AFMStack
 
 __all__ = ["perturbed", "accuracy_on_shards", "calibrate_inference", "windowed_match", "site_categories"]
 
+#: depth bins (Å below a sample's topmost true atom) of the recall-by-depth breakdown; the
+#: outer bins take everything beyond them
+DEPTH_BINS_A = (-10.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0)
+
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
     """``stack`` with random handcrafted perturbations (:func:`~napari_afm_style.perturb.random_perturbation`)."""
@@ -58,8 +62,9 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         Views averaged by :func:`~napari_afm_style.predict.predict_maps` (default: its default).
     breakdown : bool
         Also return ``breakdown``: scores of the first element per structure kind
-        (``by_kind``) and its recall per kind of true atom (``recall_by_site``, see
-        :func:`site_categories`).
+        (``by_kind``), its recall per kind of true atom (``recall_by_site``, see
+        :func:`site_categories`) and per depth below the sample's topmost true atom
+        (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å).
 
     Returns
     -------
@@ -83,6 +88,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     first = cfg.elements[0]
     by_kind: dict = {}
     sites: dict = {}
+    depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
     t0 = time.perf_counter()
     for sample, stack, numbers, truth, prep in _labelled_stacks(
             shards, n, cfg, z_lo, height_tol_A, perturb, strength, seed,
@@ -106,6 +112,11 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                     tot = sites.setdefault(name, [0, 0])
                     tot[0] += int(found[mask].sum())
                     tot[1] += int(mask.sum())
+                if len(true_el):
+                    below_top = true_el[:, 2] - truth[:, 2].max()
+                    b = np.clip(np.digitize(below_top, DEPTH_BINS_A) - 1, 0, len(DEPTH_BINS_A) - 2)
+                    np.add.at(depths[0], b, found)
+                    np.add.at(depths[1], b, 1)
     dt = time.perf_counter() - t0
     out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
            "test_time_augmentation": atoms.info.get("test_time_augmentation_views", 1),
@@ -116,7 +127,11 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         out["breakdown"] = {"element": first,
                             "by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(by_kind.items())},
                             "recall_by_site": {k: {"n_found": f, "n_true": t, "recall": f / t if t else float("nan")}
-                                               for k, (f, t) in sites.items()}}
+                                               for k, (f, t) in sites.items()},
+                            "recall_by_depth": {f"{lo:g}..{hi:g}": {"n_found": int(f), "n_true": int(t),
+                                                                     "recall": f / t if t else float("nan")}
+                                                for lo, hi, f, t in zip(DEPTH_BINS_A[:-1], DEPTH_BINS_A[1:],
+                                                                        *depths) if t}}
     return out
 
 
