@@ -386,3 +386,48 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     for part in (b["recall_by_site"], b["recall_by_depth"]):
         assert sum(r["n_true"] for r in part.values()) == o["n_true"]
         assert sum(r["n_found"] for r in part.values()) == o["n_matched"]
+
+
+def test_widen_keeps_the_function_in_both_modes():
+    from napari_afm_style.models.predictor import AtomPredictor, widen
+
+    torch.manual_seed(0)
+    small = AtomPredictor(PredictorConfig(base_channels=4, depth=2))
+    # give batch norm non-trivial statistics and the head non-zero weights
+    small.train()
+    for _ in range(3):
+        small(torch.randn(4, 10, 32, 32))
+    torch.nn.init.normal_(small.head.weight, std=0.3)
+    x = torch.randn(2, 10, 40, 24)
+    big = widen(small, 7, noise=0.0)
+    assert big.config.base_channels == 7 and big.inc[0].weight.shape[0] == 7
+    with torch.no_grad():
+        small.eval(), big.eval()
+        np.testing.assert_allclose(big(x).numpy(), small(x).numpy(), atol=1e-5)
+        small.train(), big.train()  # batch statistics: copies of a channel normalise alike
+        np.testing.assert_allclose(big(x).numpy(), small(x).numpy(), atol=1e-4)
+    noisy = widen(small, 7, noise=1e-2).eval()
+    with torch.no_grad():
+        small.eval()
+        assert not torch.equal(noisy.inc[0].weight[4:], big.inc[0].weight[4:])
+        assert float((noisy(x) - small(x)).abs().max()) < 0.1 * float(small(x).abs().max())
+    with pytest.raises(ValueError, match="≥"):
+        widen(small, 3)
+
+
+def test_init_from_a_narrower_model_widens_it(shards, tmp_path, capsys):
+    from napari_afm_style.models.predictor import AtomPredictor, widen
+
+    train(_cfg(shards, tmp_path / "narrow", epochs=1))
+    train(_cfg(shards, tmp_path / "wide", epochs=1, max_steps=1, lr=1e-12, init_from=str(tmp_path / "narrow"),
+               model={"base_channels": 6}))
+    assert "widened 4 → 6 channels" in capsys.readouterr().err
+    narrow = torch.load(tmp_path / "narrow" / "best.pt", map_location="cpu", weights_only=True)
+    wide = torch.load(tmp_path / "wide" / "last.pt", map_location="cpu", weights_only=True)
+    assert wide["model_config"]["base_channels"] == 6 and wide["model_config"]["depth"] == 2
+    src = AtomPredictor(PredictorConfig.from_dict(narrow["model_config"]))
+    src.load_state_dict(narrow["model_state"])
+    expected = widen(src, 6, seed=0).state_dict()
+    for k, v in wide["model_state"].items():
+        if "running" not in k and "num_batches" not in k:
+            torch.testing.assert_close(v, expected[k], atol=1e-6, rtol=0)

@@ -282,6 +282,14 @@ class _Data:
                 "n_train": int(self.epoch_len), "n_val": int(len(self.val_idx))}
 
 
+def _widenable(source, target) -> bool:
+    """Whether ``target`` is ``source`` with a larger base width (and nothing else that
+    changes the layers' inputs)."""
+    same = ("depth", "n_heights", "norm")
+    return (target.base_channels > source.base_channels and source.norm != "group"
+            and all(getattr(source, k) == getattr(target, k) for k in same))
+
+
 def best_threshold(f1_by_threshold: dict) -> float:
     """The threshold with the best F1; ties go to the one nearest 0.5."""
     return max(f1_by_threshold, key=lambda t: (f1_by_threshold[t], -abs(t - 0.5)))
@@ -440,11 +448,18 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         torch.set_rng_state(ckpt["torch_rng"])
         print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
     elif src is not None:
+        source_net, how = src.net, ""
+        if _widenable(src.config, mcfg):
+            from .models.predictor import widen
+
+            # a wider net starts as the same function as the narrow one (Net2WiderNet)
+            source_net = widen(src.net.float().cpu(), mcfg.base_channels, seed=cfg.seed)
+            how = f" (widened {src.config.base_channels} → {mcfg.base_channels} channels)"
         own = net.state_dict()
-        copied = {k: v for k, v in src.net.state_dict().items() if k in own and own[k].shape == v.shape}
+        copied = {k: v for k, v in source_net.state_dict().items() if k in own and own[k].shape == v.shape}
         net.load_state_dict({**own, **copied})
         fresh = sorted(set(own) - set(copied))
-        print(f"initialised from {src.source}" + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""),
+        print(f"initialised from {src.source}{how}" + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""),
               file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from ..resample import CanonicalGrid
 
-__all__ = ["PredictorConfig", "AtomPredictor", "DEFAULT_MIN_SEPARATION_A"]
+__all__ = ["PredictorConfig", "AtomPredictor", "DEFAULT_MIN_SEPARATION_A", "widen"]
 
 #: Smallest distance (lateral, vertical) in Å between two extracted atoms of an element.
 #: O–O in water is ≥ 2.5 Å; H–H ≥ 1.5 Å (within a molecule), so half of that keeps real
@@ -210,3 +210,97 @@ class AtomPredictor(nn.Module):
         y = self.head(y)[..., :h, :w]
         c = self.config
         return y.reshape(y.shape[0], c.n_elements, c.n_zbins, h, w)
+
+
+def widen(net: AtomPredictor, base_channels: int, noise: float = 1e-3, seed: int = 0) -> AtomPredictor:
+    """A wider copy of ``net`` that computes the same function (Net2WiderNet).
+
+    Every new channel of a layer copies a randomly chosen old channel (the old channels keep
+    their place), and the weights that read a copied channel are shared among its copies, so
+    the wider network's output equals the narrow one's; training then goes on from there
+    instead of from scratch. ``noise`` (relative to each tensor's standard deviation) breaks
+    the symmetry between copies, which would otherwise get identical gradients forever.
+
+    Parameters
+    ----------
+    net : AtomPredictor
+        The trained network (batch or no normalisation; group norm is not channel-separable).
+    base_channels : int
+        New width of the first level (≥ the old one); deeper levels double it as usual.
+    noise : float
+        Relative σ of the symmetry-breaking noise (0: the exact same function).
+    seed : int
+        Seed of the channel choice and the noise.
+
+    Examples
+    --------
+    >>> small = AtomPredictor(PredictorConfig(base_channels=4, depth=2)).eval()
+    >>> big = widen(small, 6, noise=0.0).eval()
+    >>> x = torch.randn(1, 10, 32, 32)
+    >>> bool(torch.allclose(small(x), big(x), atol=1e-5))
+    True
+    """
+    old_cfg = net.config
+    if old_cfg.norm == "group":
+        raise ValueError("widen() needs batch or no normalisation (group norm mixes channels)")
+    if base_channels < old_cfg.base_channels:
+        raise ValueError(f"base_channels must be ≥ the network's {old_cfg.base_channels}, got {base_channels}")
+    new_cfg = PredictorConfig.from_dict({**old_cfg.to_dict(), "base_channels": int(base_channels)})
+    wide = AtomPredictor(new_cfg)
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def mapping(n_old: int, n_new: int) -> torch.Tensor:
+        extra = torch.randint(0, n_old, (n_new - n_old,), generator=gen)
+        return torch.cat([torch.arange(n_old), extra])
+
+    def fan_in_share(m: torch.Tensor) -> torch.Tensor:
+        """1 / (number of copies) of each new input channel's source."""
+        counts = torch.bincount(m)
+        return 1.0 / counts[m].to(torch.float32)
+
+    def jitter(t: torch.Tensor) -> torch.Tensor:
+        if noise <= 0 or t.numel() < 2:
+            return t
+        return t + noise * t.std() * torch.randn(t.shape, generator=gen)
+
+    def conv(old: nn.Conv2d, new: nn.Conv2d, m_in: torch.Tensor, m_out: torch.Tensor) -> None:
+        w = old.weight.detach()[m_out][:, m_in] * fan_in_share(m_in)[None, :, None, None]
+        new.weight.data.copy_(jitter(w))
+        if old.bias is not None:
+            new.bias.data.copy_(old.bias.detach()[m_out])
+
+    def norm(old: nn.Module, new: nn.Module, m: torch.Tensor) -> None:
+        if isinstance(old, nn.BatchNorm2d):
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(new, name).data.copy_(getattr(old, name).detach()[m])
+            new.num_batches_tracked.data.copy_(old.num_batches_tracked)
+
+    def double_conv(old: _DoubleConv, new: _DoubleConv, m_in: torch.Tensor, n_old: int, n_new: int) -> torch.Tensor:
+        m1 = mapping(n_old, n_new)
+        conv(old[0], new[0], m_in, m1)
+        norm(old[1], new[1], m1)
+        m2 = mapping(n_old, n_new)
+        conv(old[3], new[3], m1, m2)
+        norm(old[4], new[4], m2)
+        return m2
+
+    depth = old_cfg.depth
+    w_old = [old_cfg.base_channels * 2**i for i in range(depth + 1)]
+    w_new = [new_cfg.base_channels * 2**i for i in range(depth + 1)]
+    with torch.no_grad():
+        m = double_conv(net.inc, wide.inc, torch.arange(old_cfg.n_heights), w_old[0], w_new[0])
+        skips = []
+        for i in range(depth):
+            skips.append(m)
+            m = double_conv(net.down[i], wide.down[i], m, w_old[i + 1], w_new[i + 1])
+        for j, i in enumerate(reversed(range(depth))):
+            up_old, up_new = net.up[j], wide.up[j]
+            m_up = mapping(w_old[i], w_new[i])
+            # ConvTranspose2d weights are (in, out, kh, kw)
+            w = up_old.weight.detach()[m][:, m_up] * fan_in_share(m)[:, None, None, None]
+            up_new.weight.data.copy_(jitter(w))
+            up_new.bias.data.copy_(up_old.bias.detach()[m_up])
+            m_cat = torch.cat([skips.pop(), m_up + w_old[i]])
+            m = double_conv(net.dec[j], wide.dec[j], m_cat, w_old[i], w_new[i])
+        conv(net.head, wide.head, m, torch.arange(old_cfg.out_channels))
+    return wide.to(next(net.parameters()).device)
