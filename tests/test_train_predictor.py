@@ -315,6 +315,20 @@ def test_cli_train_and_export(shards, tmp_path, capsys):
     assert main(["train-predictor", "--data", str(shards), "--out", str(out)]) == 2  # exists, no --resume
 
 
+def test_cli_resume_keeps_the_runs_epochs(shards, tmp_path):
+    """Resuming without --epochs continues the stored run (its schedule), not a default length."""
+    from napari_afm_style.cli import main
+
+    out = tmp_path / "run"
+    common = ["train-predictor", "--data", str(shards), "--out", str(out), "--batch-size", "4",
+              "--base-channels", "4", "--depth", "1", "--crop-px", "40", "48", "--val-fraction", "0.2",
+              "--no-progress"]
+    assert main(common + ["--epochs", "2", "--max-steps", "3"]) == 0
+    assert main(common + ["--resume"]) == 0
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["train_config"]["epochs"] == 2 and len(ckpt["history"]) == 2
+
+
 def test_init_from_starts_with_the_other_runs_weights(shards, tmp_path):
     train(_cfg(shards, tmp_path / "base", epochs=2))
     # a run folder means its best checkpoint

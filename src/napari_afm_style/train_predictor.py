@@ -660,7 +660,8 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-data", help="style-translated shards (`afm-style translate`), for style/hybrid")
     p.add_argument("--mix", type=_parse_mix, default={"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3},
                    help="hybrid proportions, e.g. sim=0.34,handcrafted=0.33,style=0.33")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs of the run (default 30; with --resume: the stored run's, unless given)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -685,11 +686,23 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _epochs_to_run(args) -> int:
+    """``--epochs``, else the resumed run's own (its learning-rate schedule spans them), else 30."""
+    if args.epochs is not None:
+        return args.epochs
+    last = Path(args.out) / "last.pt"
+    if args.resume and last.is_file():
+        import torch
+
+        return int(torch.load(last, map_location="cpu", weights_only=True)["train_config"]["epochs"])
+    return 30
+
+
 def run_train_predictor(args) -> int:
     cfg = TrainConfig(
         data=args.data[0] if len(args.data) == 1 else list(args.data), out=args.out, val_data=args.val_data,
         val_fraction=args.val_fraction, regime=args.regime, style_data=args.style_data, mix=args.mix,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+        epochs=_epochs_to_run(args), batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
         perturb_strength=args.perturb_strength, pos_weight=args.pos_weight,
         val_max_samples=args.val_max_samples, max_steps=args.max_steps, num_threads=args.num_threads,
