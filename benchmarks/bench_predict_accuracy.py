@@ -61,6 +61,9 @@ def main(argv=None) -> int:
                   f"recall {s['recall']:.3f}  F1 {s['f1']:.3f}")
         for site, r in b["recall_by_site"].items():
             print(f"  {b['element']} recall, {site} sites: {r['recall']:.3f} ({r['n_found']} / {r['n_true']})")
+        m = b["missed"]
+        print(f"  {b['element']} missed: {m['n_missed']}, of which {m['n_with_prediction_above_or_below']} under or "
+              f"over a prediction (wrong height), the rest with no prediction within the lateral tolerance")
         for depth, r in b["recall_by_depth"].items():
             print(f"  {b['element']} recall, {depth} Å below the topmost atom: {r['recall']:.3f} "
                   f"({r['n_found']} / {r['n_true']})")

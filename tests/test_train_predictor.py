@@ -400,6 +400,8 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     for part in (b["recall_by_site"], b["recall_by_depth"]):
         assert sum(r["n_true"] for r in part.values()) == o["n_true"]
         assert sum(r["n_found"] for r in part.values()) == o["n_matched"]
+    assert b["missed"]["n_missed"] == o["n_true"] - o["n_matched"]
+    assert 0 <= b["missed"]["n_with_prediction_above_or_below"] <= b["missed"]["n_missed"]
 
 
 def test_widen_keeps_the_function_in_both_modes():

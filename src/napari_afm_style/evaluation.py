@@ -64,7 +64,9 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         Also return ``breakdown``: scores of the first element per structure kind
         (``by_kind``), its recall per kind of true atom (``recall_by_site``, see
         :func:`site_categories`) and per depth below the sample's topmost true atom
-        (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å).
+        (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å); ``missed``
+        counts the missed atoms and those of them with a prediction of the element within the
+        lateral tolerance at another height (misplaced in height rather than overlooked).
 
     Returns
     -------
@@ -89,6 +91,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     by_kind: dict = {}
     sites: dict = {}
     depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
+    n_missed = missed_under_pred = 0
     t0 = time.perf_counter()
     for sample, stack, numbers, truth, prep in _labelled_stacks(
             shards, n, cfg, z_lo, height_tol_A, perturb, strength, seed,
@@ -112,6 +115,12 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                     tot = sites.setdefault(name, [0, 0])
                     tot[0] += int(found[mask].sum())
                     tot[1] += int(mask.sum())
+                pred_el = pred[symbols == el]
+                if len(pred_el) and (~found).any():
+                    # a missed atom under a prediction was misplaced in height, not overlooked
+                    d = np.linalg.norm(true_el[~found, None, :2] - pred_el[None, :, :2], axis=-1)
+                    missed_under_pred += int(np.sum(d.min(axis=1) <= lateral_tol_A))
+                n_missed += int((~found).sum())
                 if len(true_el):
                     below_top = true_el[:, 2] - truth[:, 2].max()
                     b = np.clip(np.digitize(below_top, DEPTH_BINS_A) - 1, 0, len(DEPTH_BINS_A) - 2)
@@ -128,6 +137,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                             "by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(by_kind.items())},
                             "recall_by_site": {k: {"n_found": f, "n_true": t, "recall": f / t if t else float("nan")}
                                                for k, (f, t) in sites.items()},
+                            "missed": {"n_missed": n_missed, "n_with_prediction_above_or_below": missed_under_pred},
                             "recall_by_depth": {f"{lo:g}..{hi:g}": {"n_found": int(f), "n_true": int(t),
                                                                      "recall": f / t if t else float("nan")}
                                                 for lo, hi, f, t in zip(DEPTH_BINS_A[:-1], DEPTH_BINS_A[1:],
