@@ -88,10 +88,7 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
     z_lo = cfg.visible_z_range_A[0] if eval_z_min_A is None else float(eval_z_min_A)
     results = {el: [] for el in cfg.elements}
     first = cfg.elements[0]
-    by_kind: dict = {}
-    sites: dict = {}
-    depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
-    n_missed = missed_under_pred = 0
+    tally = _Breakdown(lateral_tol_A) if breakdown else None
     t0 = time.perf_counter()
     for sample, stack, numbers, truth, prep in _labelled_stacks(
             shards, n, cfg, z_lo, height_tol_A, perturb, strength, seed,
@@ -101,48 +98,67 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         pred = _in_window_frame(atoms, stack)
         symbols = np.array(atoms.get_chemical_symbols())
         for el in cfg.elements:
-            all_true = truth[numbers == atomic_numbers[el]]
-            m = windowed_match(pred[symbols == el], all_true, z_lo, lateral_tol_A, height_tol_A)
+            pred_el, true_el = pred[symbols == el], truth[numbers == atomic_numbers[el]]
+            m = windowed_match(pred_el, true_el, z_lo, lateral_tol_A, height_tol_A)
             results[el].append(m)
-            true_el = all_true[all_true[:, 2] >= z_lo]
-            if breakdown and el == first:
-                kind = sample.kind.split(":")[0] or "unknown"
-                by_kind.setdefault(kind, []).append(m)
-                found = np.zeros(len(true_el), bool)
-                found[m["pairs"][:, 1]] = True
+            if tally is not None and el == first:
                 window_A = (prep.data.shape[-1] * prep.pixel_size_A, prep.data.shape[-2] * prep.pixel_size_A)
-                for name, mask in site_categories(true_el, window_A).items():
-                    tot = sites.setdefault(name, [0, 0])
-                    tot[0] += int(found[mask].sum())
-                    tot[1] += int(mask.sum())
-                pred_el = pred[symbols == el]
-                if len(pred_el) and (~found).any():
-                    # a missed atom under a prediction was misplaced in height, not overlooked
-                    d = np.linalg.norm(true_el[~found, None, :2] - pred_el[None, :, :2], axis=-1)
-                    missed_under_pred += int(np.sum(d.min(axis=1) <= lateral_tol_A))
-                n_missed += int((~found).sum())
-                if len(true_el):
-                    below_top = true_el[:, 2] - truth[:, 2].max()
-                    b = np.clip(np.digitize(below_top, DEPTH_BINS_A) - 1, 0, len(DEPTH_BINS_A) - 2)
-                    np.add.at(depths[0], b, found)
-                    np.add.at(depths[1], b, 1)
+                tally.add(sample.kind, m, true_el[true_el[:, 2] >= z_lo], pred_el, truth[:, 2].max(initial=-np.inf),
+                          window_A)
     dt = time.perf_counter() - t0
     out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
            "test_time_augmentation": atoms.info.get("test_time_augmentation_views", 1),
            "threshold": float(atoms.info["threshold"]),
            "seconds_per_sample": dt / n,
            "elements": {el: pool_matches(results[el]) for el in cfg.elements}}
-    if breakdown:
-        out["breakdown"] = {"element": first,
-                            "by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(by_kind.items())},
-                            "recall_by_site": {k: {"n_found": f, "n_true": t, "recall": f / t if t else float("nan")}
-                                               for k, (f, t) in sites.items()},
-                            "missed": {"n_missed": n_missed, "n_with_prediction_above_or_below": missed_under_pred},
-                            "recall_by_depth": {f"{lo:g}..{hi:g}": {"n_found": int(f), "n_true": int(t),
-                                                                     "recall": f / t if t else float("nan")}
-                                                for lo, hi, f, t in zip(DEPTH_BINS_A[:-1], DEPTH_BINS_A[1:],
-                                                                        *depths) if t}}
+    if tally is not None:
+        out["breakdown"] = {"element": first, **tally.result()}
     return out
+
+
+def _recall(n_found: int, n_true: int) -> dict:
+    return {"n_found": int(n_found), "n_true": int(n_true), "recall": n_found / n_true if n_true else float("nan")}
+
+
+class _Breakdown:
+    """Per-sample tallies of one element's matches for :func:`accuracy_on_shards`'s breakdown."""
+
+    def __init__(self, lateral_tol_A: float):
+        self.lateral_tol_A = lateral_tol_A
+        self.by_kind: dict = {}
+        self.sites: dict = {}
+        self.depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
+        self.n_missed = self.missed_under_pred = 0
+
+    def add(self, kind: str, match: dict, true_in: np.ndarray, pred: np.ndarray, top_z_A: float, window_A) -> None:
+        """``match``: :func:`windowed_match` of ``pred`` against the in-window true atoms ``true_in``;
+        ``top_z_A``: the sample's topmost true atom (any element)."""
+        self.by_kind.setdefault(kind.split(":")[0] or "unknown", []).append(match)
+        found = np.zeros(len(true_in), bool)
+        found[match["pairs"][:, 1]] = True
+        for name, mask in site_categories(true_in, window_A).items():
+            tot = self.sites.setdefault(name, [0, 0])
+            tot[0] += int(found[mask].sum())
+            tot[1] += int(mask.sum())
+        missed = true_in[~found]
+        self.n_missed += len(missed)
+        if len(pred) and len(missed):
+            # a missed atom under a prediction was misplaced in height, not overlooked
+            d = np.linalg.norm(missed[:, None, :2] - pred[None, :, :2], axis=-1)
+            self.missed_under_pred += int(np.sum(d.min(axis=1) <= self.lateral_tol_A))
+        if len(true_in):
+            b = np.clip(np.digitize(true_in[:, 2] - top_z_A, DEPTH_BINS_A) - 1, 0, len(DEPTH_BINS_A) - 2)
+            np.add.at(self.depths[0], b, found)
+            np.add.at(self.depths[1], b, 1)
+
+    def result(self) -> dict:
+        from .predict import pool_matches
+
+        return {"by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(self.by_kind.items())},
+                "recall_by_site": {k: _recall(f, t) for k, (f, t) in self.sites.items()},
+                "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
+                "recall_by_depth": {f"{lo:g}..{hi:g}": _recall(f, t) for lo, hi, f, t
+                                    in zip(DEPTH_BINS_A[:-1], DEPTH_BINS_A[1:], *self.depths) if t}}
 
 
 def _labelled_stacks(shards, n: int, cfg, z_lo: float, height_tol_A: float, perturb: bool = False,
