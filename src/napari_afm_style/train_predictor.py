@@ -32,7 +32,7 @@ import shlex
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,8 @@ REGIMES = ("pure", "handcrafted", "style", "hybrid")
 KINDS = ("sim", "handcrafted", "style")
 #: thresholds tried on validation data; the best one becomes the model's default
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2).tolist())
+#: epochs of a new run when none are given
+DEFAULT_EPOCHS = 30
 
 
 @dataclass
@@ -60,7 +62,9 @@ class TrainConfig:
     regime: str = "pure"
     style_data: str | None = None
     mix: dict = field(default_factory=lambda: {"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3})
-    epochs: int = 30
+    #: None: :data:`DEFAULT_EPOCHS` for a new run, the stored run's own when resuming (its
+    #: learning-rate schedule spans them)
+    epochs: int | None = None
     batch_size: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -96,7 +100,7 @@ class TrainConfig:
         self.crop_px = tuple(int(c) for c in self.crop_px)
         if len(self.crop_px) != 2 or not 32 <= self.crop_px[0] <= self.crop_px[1]:
             raise ValueError("crop_px must be (min, max) with 32 ≤ min ≤ max")
-        if self.epochs < 1 or self.batch_size < 1:
+        if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be ≥ 1")
 
     def to_dict(self) -> dict:
@@ -374,6 +378,8 @@ def _merge_resume(stored: dict, cfg: TrainConfig) -> TrainConfig:
     if changed:
         warnings.warn(f"resuming with the checkpoint's settings; ignoring changed {changed}", stacklevel=3)
     for k in control:
+        if k == "epochs" and new[k] is None:
+            continue  # not given: keep the stored run's
         merged[k] = new[k]
     merged["command"] = stored.get("command", "") + (" && " + cfg.command if cfg.command else "")
     return TrainConfig(**merged)
@@ -415,6 +421,8 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         cfg = _merge_resume(ckpt["train_config"], cfg)
     elif cfg.resume:
         print(f"note: nothing to resume in {out}; starting a new run", file=sys.stderr)
+    if cfg.epochs is None:
+        cfg = replace(cfg, epochs=DEFAULT_EPOCHS)
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
     device = _resolve_device(cfg.device)
@@ -661,7 +669,7 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix", type=_parse_mix, default={"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3},
                    help="hybrid proportions, e.g. sim=0.34,handcrafted=0.33,style=0.33")
     p.add_argument("--epochs", type=int, default=None,
-                   help="epochs of the run (default 30; with --resume: the stored run's, unless given)")
+                   help=f"epochs of the run (default {DEFAULT_EPOCHS}; with --resume: the stored run's, unless given)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -686,23 +694,11 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _epochs_to_run(args) -> int:
-    """``--epochs``, else the resumed run's own (its learning-rate schedule spans them), else 30."""
-    if args.epochs is not None:
-        return args.epochs
-    last = Path(args.out) / "last.pt"
-    if args.resume and last.is_file():
-        import torch
-
-        return int(torch.load(last, map_location="cpu", weights_only=True)["train_config"]["epochs"])
-    return 30
-
-
 def run_train_predictor(args) -> int:
     cfg = TrainConfig(
         data=args.data[0] if len(args.data) == 1 else list(args.data), out=args.out, val_data=args.val_data,
         val_fraction=args.val_fraction, regime=args.regime, style_data=args.style_data, mix=args.mix,
-        epochs=_epochs_to_run(args), batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
         perturb_strength=args.perturb_strength, pos_weight=args.pos_weight,
         val_max_samples=args.val_max_samples, max_steps=args.max_steps, num_threads=args.num_threads,
