@@ -22,6 +22,7 @@ from napari_afm_style.predict import (
     predict,
     predict_maps,
     save_weights,
+    write_inference_calibration,
 )
 
 torch.set_num_threads(1)
@@ -414,3 +415,36 @@ def test_averaged_views_make_prediction_mirror_equivariant(tmp_path, n_views):
     assert len(atoms_a) > 20 and res["n_matched"] >= 0.95 * max(len(atoms_a), len(atoms_b))
     with pytest.raises(ValueError, match="1, 2, 4 or 8"):
         predict_maps(plain, weights, test_time_augmentation=3)
+
+
+def test_inference_calibration_is_stored_and_used(tmp_path):
+    """A calibration (NumPy numbers, as calibrate_inference returns them) stored in a weights
+    file sets predict's default view count and per-view threshold; bad input leaves the file."""
+    weights = _random_net_file(tmp_path)
+    calibration = {
+        "recommended_views": np.int64(2), "n_samples": 12, "eval_z_min_A": np.float64(-6.125),
+        "views": {1: {"threshold": np.float32(0.55), "f1": np.float64(0.8), "precision": 0.9, "recall": 0.7,
+                      "f1_by_threshold": {0.5: 0.79}},
+                  2: {"threshold": np.float32(0.75), "f1": np.float64(0.85), "precision": 0.9, "recall": 0.8}},
+    }
+    write_inference_calibration(weights, calibration)
+    loaded = load_model(weights)
+    assert loaded.test_time_augmentation == 2
+    assert loaded.thresholds_by_views == {1: pytest.approx(0.55), 2: pytest.approx(0.75)}
+    assert loaded.threshold_for(8) == pytest.approx(0.6)  # not calibrated: the weights' default
+    stored = torch.load(weights, weights_only=True)["inference"]["calibration"]
+    assert stored["views"]["2"] == {"threshold": pytest.approx(0.75), "f1": 0.85, "precision": 0.9, "recall": 0.8}
+    assert stored["eval_z_min_A"] == -6.125 and type(stored["eval_z_min_A"]) is float
+    stack = AFMStack(np.random.default_rng(0).normal(size=(10, 64, 64)), 10 + 0.1 * np.arange(9, -1, -1), 0.125, (0, 0))
+    atoms = predict(stack, model=weights)
+    assert atoms.info["threshold"] == pytest.approx(0.75) and atoms.info["test_time_augmentation_views"] == 2
+    assert predict(stack, model=weights, test_time_augmentation=1).info["threshold"] == pytest.approx(0.55)
+
+    before = weights.read_bytes()
+    with pytest.raises(ValueError, match="1, 2, 4 or 8"):
+        write_inference_calibration(weights, calibration | {"recommended_views": 3})
+    assert weights.read_bytes() == before
+    checkpoint = tmp_path / "ckpt.pt"
+    torch.save({"format": "something else"}, checkpoint)
+    with pytest.raises(ValueError, match="not a predictor weights file"):
+        write_inference_calibration(checkpoint, calibration)

@@ -35,6 +35,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from ._plain import plain
 from .resample import normalise_slices, tile_slices, to_canonical
 from .stack import AFMStack
 
@@ -196,7 +197,7 @@ def save_weights(net, config, path, default_threshold: float | None = None, card
         "state_dict": state,
         "default_threshold": float(default_threshold if default_threshold is not None
                                    else config.default_threshold),
-        "card": json.loads(json.dumps(card or {}, default=float)),
+        "card": plain(card or {}),
     }
     path = Path(path)
     with atomic_path(path, suffix=".pt") as tmp:
@@ -225,10 +226,9 @@ def write_inference_calibration(path, calibration: dict) -> Path:
     blob["inference"] = {
         "test_time_augmentation": recommended,
         "thresholds_by_views": {str(v): float(r["threshold"]) for v, r in views.items()},
-        "calibration": json.loads(json.dumps({k: v for k, v in calibration.items() if k != "views"}
-                                             | {"views": {str(v): {k: r[k] for k in ("threshold", "f1",
-                                                                                   "precision", "recall")}
-                                                          for v, r in views.items()}}, default=float)),
+        "calibration": plain({k: v for k, v in calibration.items() if k != "views"}
+                             | {"views": {v: {k: r[k] for k in ("threshold", "f1", "precision", "recall")}
+                                          for v, r in views.items()}}),
     }
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(blob, tmp)

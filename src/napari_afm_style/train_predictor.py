@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._plain import plain
 from .resample import normalise_slices
 
 __all__ = ["TrainConfig", "train", "export_model", "heatmap_loss", "evaluate",
@@ -145,18 +146,6 @@ def _save(path: Path, blob: dict) -> None:
 
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(blob, tmp)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 @dataclass
@@ -487,11 +476,11 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
             "running": running, "history": history, "best": best,
             "best_threshold": best.get("threshold"),
             "torch_rng": torch.get_rng_state(), "time_s": elapsed_before + time.monotonic() - t0,
-            "data": _jsonable(provenance), "epoch_complete": complete_epoch,
+            "data": plain(provenance), "epoch_complete": complete_epoch,
         }
 
     def write_history():
-        (out / "history.json").write_text(json.dumps(_jsonable(history), indent=1))
+        (out / "history.json").write_text(json.dumps(plain(history), indent=1))
 
     val_examples = None
     stop_reason = None
@@ -538,7 +527,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
             entry = {"epoch": epoch + 1, "train_loss": running["loss_sum"] / max(running["n"], 1),
                      "lr": _lr_at(global_step - 1, total_steps, cfg), "steps": global_step,
                      "time_s": elapsed_before + time.monotonic() - t0, "val": val}
-            history.append(_jsonable(entry))
+            history.append(plain(entry))
             print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {entry['train_loss']:.4f}  "
                   + _format_val(val, mcfg.elements), flush=True)
             epoch, step_in_epoch = epoch + 1, 0

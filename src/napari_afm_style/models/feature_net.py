@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import hashlib
-import json
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -39,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .._plain import plain
 
 __all__ = [
     "FeatureNetConfig",
@@ -284,7 +285,7 @@ def save_feature_net(net: FeatureNet, path) -> Path:
         raise ValueError(f"feature-network weights need a .pt name, got {path.name!r}")
     payload = {"format": FORMAT, "config": net.config.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-               "info": json.loads(json.dumps(net.info))}
+               "info": plain(net.info)}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
