@@ -84,7 +84,7 @@ class AFMStack:
     >>> s = AFMStack(np.zeros((3, 4, 5)), [10.2, 10.1, 10.0], 0.125, (0.0, 0.0),
     ...              f0_Hz=30300, k_N_per_m=1800, amplitude_A=1.0)
     >>> s.shape, s.extent_A
-    ((3, 4, 5), (0.5, 0.375))
+    ((3, 4, 5), (0.625, 0.5))
     """
 
     data: np.ndarray
