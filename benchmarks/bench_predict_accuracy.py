@@ -67,6 +67,9 @@ def main(argv=None) -> int:
         for depth, r in b["recall_by_depth"].items():
             print(f"  {b['element']} recall, {depth} Å below the topmost atom: {r['recall']:.3f} "
                   f"({r['n_found']} / {r['n_true']})")
+        for depth, r in b["recall_by_tip_depth"].items():
+            print(f"  {b['element']} recall, {depth} Å below the closest tip height: {r['recall']:.3f} "
+                  f"({r['n_found']} / {r['n_true']})")
     print(f"{res['seconds_per_sample']:.3f} s per sample")
     return 0
 

@@ -397,7 +397,7 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     # the breakdowns partition the same O atoms: per site and per depth they add up to the totals
     full = accuracy_on_shards(path, shards, max_samples=6, test_time_augmentation=4, breakdown=True)
     o, b = full["elements"]["O"], full["breakdown"]
-    for part in (b["recall_by_site"], b["recall_by_depth"]):
+    for part in (b["recall_by_site"], b["recall_by_depth"], b["recall_by_tip_depth"]):
         assert sum(r["n_true"] for r in part.values()) == o["n_true"]
         assert sum(r["n_found"] for r in part.values()) == o["n_matched"]
     assert b["missed"]["n_missed"] == o["n_true"] - o["n_matched"]

@@ -21,6 +21,8 @@ __all__ = ["perturbed", "accuracy_on_shards", "calibrate_inference", "windowed_m
 #: depth bins (Å below a sample's topmost true atom) of the recall-by-depth breakdown; the
 #: outer bins take everything beyond them
 DEPTH_BINS_A = (-10.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0)
+#: bins (Å) of depth below the closest tip height for ``recall_by_tip_depth``
+TIP_DEPTH_BINS_A = (-8.0, -6.0, -5.5, -5.0, -4.5, -4.0, -3.5, -3.0, 0.0)
 
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
@@ -64,7 +66,8 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         Also return ``breakdown``: scores of the first element per structure kind
         (``by_kind``), its recall per kind of true atom (``recall_by_site``, see
         :func:`site_categories`) and per depth below the sample's topmost true atom
-        (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å); ``missed``
+        (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å) and below
+        the closest tip height (``recall_by_tip_depth``, :data:`TIP_DEPTH_BINS_A`); ``missed``
         counts the missed atoms and those of them with a prediction of the element within the
         lateral tolerance at another height (misplaced in height rather than overlooked).
 
@@ -120,6 +123,10 @@ def _recall(n_found: int, n_true: int) -> dict:
     return {"n_found": int(n_found), "n_true": int(n_true), "recall": n_found / n_true if n_true else float("nan")}
 
 
+def _recall_by_bin(bins, tally: np.ndarray) -> dict:
+    return {f"{lo:g}..{hi:g}": _recall(f, t) for lo, hi, f, t in zip(bins[:-1], bins[1:], *tally) if t}
+
+
 class _Breakdown:
     """Per-sample tallies of one element's matches for :func:`accuracy_on_shards`'s breakdown."""
 
@@ -128,6 +135,7 @@ class _Breakdown:
         self.by_kind: dict = {}
         self.sites: dict = {}
         self.depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
+        self.tip_depths = np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64)
         self.n_missed = self.missed_under_pred = 0
 
     def add(self, kind: str, match: dict, true_in: np.ndarray, pred: np.ndarray, top_z_A: float, window_A) -> None:
@@ -146,10 +154,11 @@ class _Breakdown:
             # a missed atom under a prediction was misplaced in height, not overlooked
             d = np.linalg.norm(missed[:, None, :2] - pred[None, :, :2], axis=-1)
             self.missed_under_pred += int(np.sum(d.min(axis=1) <= self.lateral_tol_A))
-        if len(true_in):
-            b = np.clip(np.digitize(true_in[:, 2] - top_z_A, DEPTH_BINS_A) - 1, 0, len(DEPTH_BINS_A) - 2)
-            np.add.at(self.depths[0], b, found)
-            np.add.at(self.depths[1], b, 1)
+        for tally, z, bins in ((self.depths, true_in[:, 2] - top_z_A, DEPTH_BINS_A),
+                               (self.tip_depths, true_in[:, 2], TIP_DEPTH_BINS_A)):
+            b = np.clip(np.digitize(z, bins) - 1, 0, len(bins) - 2)
+            np.add.at(tally[0], b, found)
+            np.add.at(tally[1], b, 1)
 
     def result(self) -> dict:
         from .predict import pool_matches
@@ -157,8 +166,8 @@ class _Breakdown:
         return {"by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(self.by_kind.items())},
                 "recall_by_site": {k: _recall(f, t) for k, (f, t) in self.sites.items()},
                 "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
-                "recall_by_depth": {f"{lo:g}..{hi:g}": _recall(f, t) for lo, hi, f, t
-                                    in zip(DEPTH_BINS_A[:-1], DEPTH_BINS_A[1:], *self.depths) if t}}
+                "recall_by_depth": _recall_by_bin(DEPTH_BINS_A, self.depths),
+                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, self.tip_depths)}
 
 
 def _labelled_stacks(shards, n: int, cfg, z_lo: float, height_tol_A: float, perturb: bool = False,
