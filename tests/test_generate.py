@@ -1,6 +1,7 @@
 """Training-set generation: determinism, resume without corruption, local and Dask."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,3 +89,77 @@ def test_cli_closest_offset_and_tip_stiffness(tmp_path):
         assert 0.15 <= data["tip"][i, 0] <= 0.16
     with pytest.raises(ValueError, match="closest-offset"):
         run_generate(p.parse_args([str(tmp_path / "d"), "--closest-offset", "0.5", "3"]))
+
+
+THEORY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "theory_structures"
+
+
+def _theory_file():
+    files = sorted(THEORY_DIR.glob("*.xyz"))
+    if not files:
+        pytest.skip("the theoretical structures (../shared/data/theory_structures) are not here")
+    return files[0]
+
+
+def test_remove_upper_molecules_keeps_the_contact_layer_and_whole_molecules():
+    from napari_afm_style.generate import UPPER_MOLECULE_GAP_A, remove_upper_molecules
+    from napari_afm_style.io import read_atoms
+
+    atoms = read_atoms(_theory_file())
+    o = atoms.numbers == 8
+    upper = o & (atoms.positions[:, 2] > atoms.positions[o, 2].min() + UPPER_MOLECULE_GAP_A)
+    assert 0 < upper.sum() < o.sum()
+    rng = np.random.default_rng(0)
+    assert remove_upper_molecules(atoms, 0.0, rng) is atoms
+    bare = remove_upper_molecules(atoms, 1.0, rng)
+    # every upper O goes with its two H; the substrate and the contact layer stay, in order
+    assert (bare.numbers == 8).sum() == o.sum() - upper.sum()
+    assert (bare.numbers == 1).sum() == (atoms.numbers == 1).sum() - 2 * upper.sum()
+    assert np.array_equal(bare.positions[bare.numbers == 79], atoms.positions[atoms.numbers == 79])
+    assert np.array_equal(bare.positions[bare.numbers == 8], atoms.positions[o & ~upper])
+    half = remove_upper_molecules(atoms, 0.5, np.random.default_rng(1))
+    assert o.sum() - upper.sum() < (half.numbers == 8).sum() < o.sum()
+
+
+def test_theory_augmentation_options(tmp_path):
+    from napari_afm_style.generate import UPPER_MOLECULE_GAP_A, sample_setup
+
+    files = [_theory_file()]
+    base = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0)
+    plain_atoms = [sample_setup(base, i, files)[0] for i in range(6)]
+    # options off draw nothing from the sample's generator: older sets reproduce exactly
+    off = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0, theory_mirror=False,
+                           theory_remove_upper=(0.0, 0.0))
+    for i, a in enumerate(plain_atoms):
+        assert np.array_equal(sample_setup(off, i, files)[0].positions, a.positions)
+    thinned = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0, theory_remove_upper=(1.0, 1.0))
+    n_removed = 0
+    for i, a in enumerate(plain_atoms):
+        b = sample_setup(thinned, i, files)[0]
+        oz = a.positions[a.numbers == 8, 2]
+        n_upper = int(np.sum(oz > oz.min() + UPPER_MOLECULE_GAP_A))
+        assert (b.numbers == 8).sum() == len(oz) - n_upper and (b.numbers == 79).sum() == (a.numbers == 79).sum()
+        n_removed += n_upper
+    assert n_removed > 0
+    # mirroring flips about half of the structures (same file, same draws before it)
+    mirrored = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0, theory_mirror=True)
+    flipped = 0
+    for i, a in enumerate(plain_atoms):
+        b = sample_setup(mirrored, i, files)[0]
+        assert np.allclose(b.positions[:, 0], a.positions[:, 0])
+        flipped += bool(np.allclose(b.positions[:, 1], -a.positions[:, 1]) and not np.allclose(a.positions[:, 1], 0))
+    assert 1 <= flipped <= 5
+
+
+def test_sets_made_before_a_config_field_existed_resume(tmp_path):
+    cfg = GenerationConfig(seed=1, **{**SMALL, "n_samples": 2})
+    generate_dataset(tmp_path / "d", cfg, progress=False)
+    manifest = tmp_path / "d" / "dataset.json"
+    info = json.loads(manifest.read_text())
+    for key in ("theory_mirror", "theory_remove_upper"):  # as written by an older version
+        del info["config"][key]
+    manifest.write_text(json.dumps(info))
+    assert generate_dataset(tmp_path / "d", cfg, progress=False)["shards_skipped"] == 1
+    with pytest.raises(ValueError, match="other parameters"):
+        generate_dataset(tmp_path / "d", GenerationConfig(seed=1, theory_mirror=True, **{**SMALL, "n_samples": 2}),
+                         progress=False)

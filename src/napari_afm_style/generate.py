@@ -50,6 +50,11 @@ class GenerationConfig:
     theory_dir: str | None = None
     theory_fraction: float = 0.3
     theory_subset: str = "all"
+    #: mirror half of the theoretical structures (y → −y): new configurations, same physics
+    theory_mirror: bool = False
+    #: per theoretical structure, remove a fraction (uniform in this range) of the molecules
+    #: above the contact layer, exposing the layer beneath in new places
+    theory_remove_upper: tuple = (0.0, 0.0)
     kinds: tuple = ("bilayer", "bilayer_defects", "mixed", "cluster")
     #: islands may extend this far (Å, uniform range) past the window, as in real scans
     overhang_A: tuple = (0.0, 6.0)
@@ -69,6 +74,7 @@ class GenerationConfig:
         d["tip_k_xy_N_per_m"] = list(self.tip_k_xy_N_per_m)
         d["tip_charge_e"] = list(self.tip_charge_e)
         d["overhang_A"] = list(self.overhang_A)
+        d["theory_remove_upper"] = list(self.theory_remove_upper)
         return d
 
 
@@ -91,9 +97,33 @@ def _theory_files(config: GenerationConfig) -> list[Path]:
     return files
 
 
-def _theory_structure(path: Path, rng: np.random.Generator, window_A: float):
+#: molecules whose O lies more than this above the lowest O sit on the contact layer
+#: (the O heights of the theoretical structures have their minimum there)
+UPPER_MOLECULE_GAP_A = 2.25
+
+
+def remove_upper_molecules(atoms, fraction: float, rng: np.random.Generator):
+    """``atoms`` without a random ``fraction`` of the water molecules above the contact
+    layer (O more than :data:`UPPER_MOLECULE_GAP_A` above the lowest O); each removed
+    molecule goes with its H atoms, the substrate and the contact layer stay."""
+    from .structures import _molecules
+
+    oi, hi, owner = _molecules(atoms)
+    if len(oi) == 0 or fraction <= 0:
+        return atoms
+    oz = atoms.positions[oi, 2]
+    drop = (oz > oz.min() + UPPER_MOLECULE_GAP_A) & (rng.random(len(oi)) < fraction)
+    keep = np.ones(len(atoms), bool)
+    keep[oi[drop]] = False
+    keep[hi[drop[owner]]] = False
+    return atoms[keep]
+
+
+def _theory_structure(path: Path, rng: np.random.Generator, window_A: float, mirror: bool = False,
+                      remove_upper=(0.0, 0.0)):
     """A theoretical structure rotated about z and shifted so that a random water-covered
-    point sits at the origin (the window is centred there)."""
+    point sits at the origin (the window is centred there); optionally mirrored and with
+    part of its upper molecules removed (see :class:`GenerationConfig`)."""
     from .io import read_atoms
 
     atoms = read_atoms(path)
@@ -106,6 +136,11 @@ def _theory_structure(path: Path, rng: np.random.Generator, window_A: float):
     # keep what can influence the window: adsorbate and substrate within a margin
     keep = np.all(np.abs(atoms.positions[:, :2]) < window_A / 2 + 8.0, axis=1)
     atoms = atoms[keep]
+    # the options draw from rng only when on, so sets made without them stay reproducible
+    if mirror and rng.random() < 0.5:
+        atoms.positions[:, 1] *= -1.0
+    if remove_upper[1] > 0:
+        atoms = remove_upper_molecules(atoms, float(rng.uniform(*remove_upper)), rng)
     atoms.info.update(source=str(path.name), kind="theory")
     return atoms
 
@@ -119,7 +154,8 @@ def sample_setup(config: GenerationConfig, index: int, theory_files=None):
     rng = np.random.default_rng([config.seed, index])
     window = config.size_px * config.pixel_size_A
     if theory_files and rng.random() < config.theory_fraction:
-        atoms = _theory_structure(theory_files[rng.integers(len(theory_files))], rng, window)
+        atoms = _theory_structure(theory_files[rng.integers(len(theory_files))], rng, window,
+                                  config.theory_mirror, config.theory_remove_upper)
     else:
         kind = str(rng.choice(config.kinds))
         atoms = generate_structure(int(rng.integers(2**31)), kind=kind, size_A=(window, window),
@@ -230,7 +266,8 @@ def _check_or_write_manifest(config: GenerationConfig, out: Path) -> None:
             "n_shards": config.n_shards, "units": {"df": "Hz", "positions": "angstrom"}}
     if manifest.exists():
         old = json.loads(manifest.read_text())
-        if old.get("config") != info["config"]:
+        # a field added since the set was made had its default value then
+        if GenerationConfig().to_json() | old.get("config", {}) != info["config"]:
             raise ValueError(
                 f"{out} holds a data set made with other parameters; resume it with the same "
                 "arguments or choose another output folder"
@@ -327,6 +364,11 @@ def configure_generate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--theory-fraction", type=float, default=0.3)
     p.add_argument("--theory-subset", choices=("all", "train", "heldout"), default="all",
                    help="use the first 5/6 (train) or last 1/6 (heldout) of the sorted theory files")
+    p.add_argument("--theory-mirror", action="store_true",
+                   help="mirror half of the theoretical structures (y → −y)")
+    p.add_argument("--theory-remove-upper", type=float, nargs=2, default=[0.0, 0.0], metavar=("MIN", "MAX"),
+                   help="remove this fraction (uniform per structure) of the theoretical structures' molecules "
+                        "above the contact layer")
     p.add_argument("--closest-offset", type=float, nargs=2, default=list(GenerationConfig.closest_offset_A),
                    metavar=("MIN", "MAX"),
                    help="closest tip height above the topmost adsorbate atom, Å (uniform per sample); "
@@ -350,6 +392,9 @@ def run_generate(args) -> int:
     klo, khi = args.tip_k_xy
     if not 0.05 <= klo <= khi <= 5.0:
         raise ValueError(f"--tip-k-xy needs 0.05 ≤ MIN ≤ MAX ≤ 5 N/m, got {klo} {khi}")
+    rlo, rhi = args.theory_remove_upper
+    if not 0.0 <= rlo <= rhi <= 1.0:
+        raise ValueError(f"--theory-remove-upper needs 0 ≤ MIN ≤ MAX ≤ 1 (fractions), got {rlo} {rhi}")
     config = GenerationConfig(
         n_samples=args.n_samples, seed=args.seed, shard_size=args.shard_size,
         size_px=args.size_px, pixel_size_A=args.pixel_size, n_heights=args.n_heights,
@@ -357,6 +402,7 @@ def run_generate(args) -> int:
         theory_dir=str(Path(args.theory_dir).resolve()) if args.theory_dir else None,
         theory_fraction=args.theory_fraction, theory_subset=args.theory_subset,
         closest_offset_A=(lo, hi), tip_k_xy_N_per_m=(klo, khi),
+        theory_mirror=args.theory_mirror, theory_remove_upper=(rlo, rhi),
     )
     summary = generate_dataset(args.out, config, workers=args.workers, scheduler=args.scheduler,
                                progress=not args.no_progress)
