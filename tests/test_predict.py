@@ -368,6 +368,22 @@ def test_windowed_match_scores_only_the_depth_window():
     assert (r["n_matched"], r["n_true"], r["n_pred"]) == (2, 3, 3)
     assert r["recall"] == pytest.approx(2 / 3) and r["precision"] == pytest.approx(2 / 3)
     assert sorted(r["pairs"][:, 1].tolist()) == [0, 1]
+    assert r["false_positive"].tolist() == [False, False, False, True, False]
+
+
+def test_breakdown_counts_wrong_atoms_stacked_under_true_ones():
+    from napari_afm_style.evaluation import _Breakdown, windowed_match
+
+    true = np.array([[2.0, 2.0, -3.0], [6.0, 2.0, -3.2]])
+    pred = np.array([[2.1, 2.0, -3.1],   # right
+                     [2.2, 2.1, -5.7],   # wrong, 2.7 Å under the first true atom: a stacked ghost
+                     [6.0, 2.0, -4.0],   # wrong, only 0.8 Å under the second: a height error
+                     [9.0, 9.0, -3.0]])  # wrong, nothing near
+    tally = _Breakdown(lateral_tol_A=0.5)
+    tally.add("theory", windowed_match(pred, true, z_min_A=-6.125), true, pred, -3.0, (16.0, 16.0))
+    res = tally.result()
+    assert res["false"] == {"n_false": 3, "n_under_a_true_atom": 1}
+    assert res["missed"] == {"n_missed": 1, "n_with_prediction_above_or_below": 1}
 
 
 @pytest.mark.parametrize("name", ["pure", "handcrafted", "style", "hybrid"])

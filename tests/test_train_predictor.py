@@ -402,6 +402,8 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
         assert sum(r["n_found"] for r in part.values()) == o["n_matched"]
     assert b["missed"]["n_missed"] == o["n_true"] - o["n_matched"]
     assert 0 <= b["missed"]["n_with_prediction_above_or_below"] <= b["missed"]["n_missed"]
+    assert b["false"]["n_false"] == o["n_pred"] - o["n_matched"]
+    assert 0 <= b["false"]["n_under_a_true_atom"] <= b["false"]["n_false"]
 
 
 def test_widen_keeps_the_function_in_both_modes():

@@ -21,6 +21,8 @@ __all__ = ["perturbed", "accuracy_on_shards", "calibrate_inference", "windowed_m
 #: depth bins (Å below a sample's topmost true atom) of the recall-by-depth breakdown; the
 #: outer bins take everything beyond them
 DEPTH_BINS_A = (-10.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0)
+#: vertical distances (Å) at which one atom sits right under another in an AA-stacked bilayer
+STACKING_DZ_A = (2.0, 3.2)
 #: bins (Å) of depth below the closest tip height for ``recall_by_tip_depth``
 TIP_DEPTH_BINS_A = (-8.0, -6.0, -5.5, -5.0, -4.5, -4.0, -3.5, -3.0, 0.0)
 
@@ -69,7 +71,10 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å) and below
         the closest tip height (``recall_by_tip_depth``, :data:`TIP_DEPTH_BINS_A`); ``missed``
         counts the missed atoms and those of them with a prediction of the element within the
-        lateral tolerance at another height (misplaced in height rather than overlooked).
+        lateral tolerance at another height (misplaced in height rather than overlooked);
+        ``false`` counts the wrong predictions and those of them right under a true atom
+        (within the lateral tolerance, :data:`STACKING_DZ_A` lower: an AA-bilayer partner
+        invented where there is none).
 
     Returns
     -------
@@ -137,6 +142,7 @@ class _Breakdown:
         self.depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
         self.tip_depths = np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64)
         self.n_missed = self.missed_under_pred = 0
+        self.n_false = self.false_under_true = 0
 
     def add(self, kind: str, match: dict, true_in: np.ndarray, pred: np.ndarray, top_z_A: float, window_A) -> None:
         """``match``: :func:`windowed_match` of ``pred`` against the in-window true atoms ``true_in``;
@@ -154,6 +160,14 @@ class _Breakdown:
             # a missed atom under a prediction was misplaced in height, not overlooked
             d = np.linalg.norm(missed[:, None, :2] - pred[None, :, :2], axis=-1)
             self.missed_under_pred += int(np.sum(d.min(axis=1) <= self.lateral_tol_A))
+        false = pred[match["false_positive"]]
+        self.n_false += len(false)
+        if len(false) and len(true_in):
+            # a wrong atom right under a true one (2–3.2 Å): the stacking of an AA bilayer
+            dxy = np.linalg.norm(false[:, None, :2] - true_in[None, :, :2], axis=-1)
+            dz = true_in[None, :, 2] - false[:, None, 2]
+            stacked = (dxy <= self.lateral_tol_A) & (dz >= STACKING_DZ_A[0]) & (dz <= STACKING_DZ_A[1])
+            self.false_under_true += int(np.sum(np.any(stacked, axis=1)))
         for tally, z, bins in ((self.depths, true_in[:, 2] - top_z_A, DEPTH_BINS_A),
                                (self.tip_depths, true_in[:, 2], TIP_DEPTH_BINS_A)):
             b = np.clip(np.digitize(z, bins) - 1, 0, len(bins) - 2)
@@ -166,6 +180,7 @@ class _Breakdown:
         return {"by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(self.by_kind.items())},
                 "recall_by_site": {k: _recall(f, t) for k, (f, t) in self.sites.items()},
                 "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
+                "false": {"n_false": self.n_false, "n_under_a_true_atom": self.false_under_true},
                 "recall_by_depth": _recall_by_bin(DEPTH_BINS_A, self.depths),
                 "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, self.tip_depths)}
 
@@ -263,7 +278,8 @@ def calibrate_inference(model, data, views=(1, 8), thresholds=None, max_samples:
 def windowed_match(pred: np.ndarray, true: np.ndarray, z_min_A: float, lateral_tol_A: float = 0.5,
                    height_tol_A: float = 0.5) -> dict:
     """:func:`~napari_afm_style.predict.match_atoms` scores inside the depth window
-    ``z >= z_min_A`` (see :func:`accuracy_on_shards`); ``pairs`` index the in-window true atoms."""
+    ``z >= z_min_A`` (see :func:`accuracy_on_shards`); ``pairs`` index the in-window true atoms,
+    ``false_positive`` marks the predictions counted as wrong."""
     from .predict import _scores, match_atoms
 
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 3)
@@ -281,6 +297,7 @@ def windowed_match(pred: np.ndarray, true: np.ndarray, z_min_A: float, lateral_t
     out = _scores(n_tp + n_fp, int(t_in.sum()), n_tp, sq)
     in_index = np.cumsum(t_in) - 1
     out["pairs"] = np.column_stack([hits[:, 0], in_index[hits[:, 1]]]).astype(np.int64)
+    out["false_positive"] = p_in & ~matched_pred
     return out
 
 
