@@ -16,7 +16,7 @@ import numpy as np
 
 from .stack import AFMStack
 
-__all__ = ["perturbed", "accuracy_on_shards", "calibrate_inference", "windowed_match", "site_categories"]
+__all__ = ["perturbed", "accuracy_on_shards", "calibrate_inference", "stacked_under", "windowed_match", "site_categories"]
 
 #: depth bins (Å below a sample's topmost true atom) of the recall-by-depth breakdown; the
 #: outer bins take everything beyond them
@@ -162,12 +162,7 @@ class _Breakdown:
             self.missed_under_pred += int(np.sum(d.min(axis=1) <= self.lateral_tol_A))
         false = pred[match["false_positive"]]
         self.n_false += len(false)
-        if len(false) and len(true_in):
-            # a wrong atom right under a true one (2–3.2 Å): the stacking of an AA bilayer
-            dxy = np.linalg.norm(false[:, None, :2] - true_in[None, :, :2], axis=-1)
-            dz = true_in[None, :, 2] - false[:, None, 2]
-            stacked = (dxy <= self.lateral_tol_A) & (dz >= STACKING_DZ_A[0]) & (dz <= STACKING_DZ_A[1])
-            self.false_under_true += int(np.sum(np.any(stacked, axis=1)))
+        self.false_under_true += int(np.sum(stacked_under(false, true_in, self.lateral_tol_A)))
         for tally, z, bins in ((self.depths, true_in[:, 2] - top_z_A, DEPTH_BINS_A),
                                (self.tip_depths, true_in[:, 2], TIP_DEPTH_BINS_A)):
             b = np.clip(np.digitize(z, bins) - 1, 0, len(bins) - 2)
@@ -299,6 +294,26 @@ def windowed_match(pred: np.ndarray, true: np.ndarray, z_min_A: float, lateral_t
     out["pairs"] = np.column_stack([hits[:, 0], in_index[hits[:, 1]]]).astype(np.int64)
     out["false_positive"] = p_in & ~matched_pred
     return out
+
+
+def stacked_under(points_A: np.ndarray, others_A: np.ndarray, lateral_A: float = 0.5,
+                  dz_A: tuple = STACKING_DZ_A) -> np.ndarray:
+    """Boolean mask: which ``points_A`` have one of ``others_A`` right on top of them (within
+    ``lateral_A`` laterally, ``dz_A`` higher; by default the layer spacing of an AA-stacked
+    ice bilayer). Positions in Å, z up.
+
+    Examples
+    --------
+    >>> stacked_under(np.array([[0, 0, 0.0], [5, 0, 0.0]]), np.array([[0.2, 0, 2.7], [5, 0, 1.0]])).tolist()
+    [True, False]
+    """
+    p = np.asarray(points_A, dtype=np.float64).reshape(-1, 3)
+    q = np.asarray(others_A, dtype=np.float64).reshape(-1, 3)
+    if len(p) == 0 or len(q) == 0:
+        return np.zeros(len(p), bool)
+    dxy = np.linalg.norm(p[:, None, :2] - q[None, :, :2], axis=-1)
+    dz = q[None, :, 2] - p[:, None, 2]
+    return np.any((dxy <= lateral_A) & (dz >= dz_A[0]) & (dz <= dz_A[1]), axis=1)
 
 
 def site_categories(positions_A: np.ndarray, window_A, edge_A: float = 1.0, cover_lateral_A: float = 1.0,
