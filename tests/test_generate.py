@@ -1,6 +1,7 @@
 """Training-set generation: determinism, resume without corruption, local and Dask."""
 
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,12 @@ from napari_afm_style.generate import GenerationConfig, generate_dataset, load_s
 
 SMALL = dict(n_samples=4, shard_size=2, size_px=48, pixel_size_A=0.25, n_heights=3,
              height_step_A=0.1, kinds=("bilayer",), overhang_A=(2.0, 2.0))
+
+
+def _theory_file():
+    """A structure file to stand in for a theoretical one: the bundled sample (a bilayer on
+    Au(111); its upper layer is what --theory-remove-upper thins)."""
+    return Path(str(resources.files("napari_afm_style.data") / "sample_water_sim.xyz"))
 
 
 def test_generate_writes_consistent_shards(tmp_path):
@@ -89,16 +96,34 @@ def test_cli_closest_offset_and_tip_stiffness(tmp_path):
         assert 0.15 <= data["tip"][i, 0] <= 0.16
     with pytest.raises(ValueError, match="closest-offset"):
         run_generate(p.parse_args([str(tmp_path / "d"), "--closest-offset", "0.5", "3"]))
+    with pytest.raises(ValueError, match="theory-remove-upper"):
+        run_generate(p.parse_args([str(tmp_path / "d"), "--theory-remove-upper", "0.6", "0.2"]))
+    assert not (tmp_path / "d").exists()
 
 
-THEORY_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "theory_structures"
+def test_cli_theory_augmentation(tmp_path):
+    import argparse
 
+    from napari_afm_style.generate import configure_generate_parser, run_generate
 
-def _theory_file():
-    files = sorted(THEORY_DIR.glob("*.xyz"))
-    if not files:
-        pytest.skip("the theoretical structures (../shared/data/theory_structures) are not here")
-    return files[0]
+    theory = tmp_path / "theory"
+    theory.mkdir()
+    (theory / "1.xyz").write_bytes(_theory_file().read_bytes())
+    p = argparse.ArgumentParser()
+    configure_generate_parser(p)
+    args = p.parse_args([str(tmp_path / "t"), "-n", "2", "--shard-size", "2", "--size-px", "40",
+                         "--pixel-size", "0.25", "--n-heights", "3", "--theory-dir", str(theory),
+                         "--theory-fraction", "1", "--theory-mirror", "--theory-remove-upper", "1", "1",
+                         "--no-progress"])
+    assert run_generate(args) == 0
+    cfg = json.loads((tmp_path / "t" / "dataset.json").read_text())["config"]
+    assert cfg["theory_mirror"] is True and cfg["theory_remove_upper"] == [1.0, 1.0]
+    data = load_shards(tmp_path / "t")
+    assert list(data["kind"]) == ["theory", "theory"]
+    # every upper molecule was removed: the labelled O all lie in the contact layer
+    for i in range(2):
+        o = data["atom_positions_A"][i][data["atom_numbers"][i] == 8]
+        assert len(o) > 0 and np.ptp(o[:, 2]) < 1.0
 
 
 def test_remove_upper_molecules_keeps_the_contact_layer_and_whole_molecules():
