@@ -152,11 +152,17 @@ def test_theory_augmentation_options(tmp_path):
     files = [_theory_file()]
     base = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0)
     plain_atoms = [sample_setup(base, i, files)[0] for i in range(6)]
-    # options off draw nothing from the sample's generator: older sets reproduce exactly
-    off = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0, theory_mirror=False,
-                           theory_remove_upper=(0.0, 0.0))
-    for i, a in enumerate(plain_atoms):
-        assert np.array_equal(sample_setup(off, i, files)[0].positions, a.positions)
+    # options off draw nothing from the sample's generator: older sets reproduce exactly.
+    # Pinned: structure, closest height and tip of samples 0 and 1 as the code before these
+    # options existed (commit bb4dd6c) drew them
+    for i, (n_atoms, first_o, closest, k_xy) in enumerate([
+            (290, [4.4322, -9.0145, 8.0675], 15.271072806064367, 0.20941286422403993),
+            (287, [-5.1536, 0.5458, 8.0675], 15.11635614399868, 0.2538761353782578)]):
+        atoms, like, tip = sample_setup(base, i, files)
+        assert len(atoms) == n_atoms
+        np.testing.assert_allclose(atoms.positions[atoms.numbers == 8][0], first_o, atol=1e-4)
+        assert like.heights_A[-1] == pytest.approx(closest, abs=1e-9)
+        assert tip.k_xy_N_per_m == pytest.approx(k_xy, abs=1e-12)
     thinned = GenerationConfig(seed=3, size_px=64, theory_fraction=1.0, theory_remove_upper=(1.0, 1.0))
     n_removed = 0
     for i, a in enumerate(plain_atoms):

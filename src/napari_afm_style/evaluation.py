@@ -327,12 +327,7 @@ def site_categories(positions_A: np.ndarray, window_A, edge_A: float = 1.0, cove
     contrast is outside the image). ``open``: the rest.
     """
     p = np.asarray(positions_A, dtype=np.float64).reshape(-1, 3)
-    if len(p) == 0:
-        z = np.zeros(0, bool)
-        return {"open": z, "edge": z, "covered": z}
-    dxy = np.linalg.norm(p[:, None, :2] - p[None, :, :2], axis=-1)
-    dz = p[None, :, 2] - p[:, None, 2]  # dz[i, j] = z_j − z_i
-    covered = np.any((dxy <= cover_lateral_A) & (dz >= cover_height_A), axis=1)
+    covered = stacked_under(p, p, cover_lateral_A, (cover_height_A, np.inf))
     wx, wy = window_A
     edge = ~covered & ((p[:, 0] < edge_A) | (p[:, 1] < edge_A) | (p[:, 0] > wx - edge_A) | (p[:, 1] > wy - edge_A))
     return {"open": ~covered & ~edge, "edge": edge, "covered": covered}
