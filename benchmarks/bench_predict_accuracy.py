@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from napari_afm_style.evaluation import accuracy_on_shards
+from napari_afm_style.evaluation import STACKING_DZ_A, accuracy_on_shards
 from napari_afm_style.predict import load_model
 
 
@@ -65,8 +65,9 @@ def main(argv=None) -> int:
         print(f"  {b['element']} missed: {m['n_missed']}, of which {m['n_with_prediction_above_or_below']} under or "
               f"over a prediction (wrong height), the rest with no prediction within the lateral tolerance")
         f = b["false"]
+        lo, hi = STACKING_DZ_A
         print(f"  {b['element']} wrong: {f['n_false']}, of which {f['n_under_a_true_atom']} right under a true "
-              f"atom (2–3.2 Å lower: a stacked partner that is not there)")
+              f"atom ({lo:g}–{hi:g} Å lower: a stacked partner that is not there)")
         for depth, r in b["recall_by_depth"].items():
             print(f"  {b['element']} recall, {depth} Å below the topmost atom: {r['recall']:.3f} "
                   f"({r['n_found']} / {r['n_true']})")
