@@ -65,15 +65,20 @@ def test_resim_widget_completes_oxygen_only_structure(make_napari_viewer, qtbot,
     points = viewer.add_points(d, **k)
     widget = ResimWidget(viewer)
     widget.points.setCurrentText("O only")
-    widget.run()
+    assert widget.run() is not None
+    assert widget.run() is None  # one job at a time, and the user is told why
+    assert "still running" in widget.jobs.status.text()
     qtbot.waitUntil(lambda: widget.result is not None, timeout=120_000)
     simulated, right = widget.result
     assert np.all(np.isfinite(simulated.data))
     # the edit-and-re-run loop: move the molecules 2.5 Å off their true place; the
     # completed (H by ice rules, slab added) true O positions must match better
+    # the result arrives (worker.returned) before the job is marked finished; a run
+    # pressed in between is refused, so wait for the button to be free again
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=60_000)
     widget.result = None
     points.data = points.data + np.array([0.0, 2.5, 0.0])
-    widget.run()
+    assert widget.run() is not None
     qtbot.waitUntil(lambda: widget.result is not None, timeout=120_000)
     _, wrong = widget.result
     assert right["ncc_mean"] > wrong["ncc_mean"] + 0.2

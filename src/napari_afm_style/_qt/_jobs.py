@@ -46,6 +46,7 @@ class JobControls(QWidget):
 
     def start(self, gen_func: Callable, on_result: Callable, *args, **kwargs):
         if self.worker is not None:
+            self.status.setText("a job is still running: wait for it or cancel it first")
             return None
         worker = thread_worker(gen_func, start_thread=False)(*args, **kwargs)
         worker.yielded.connect(self._on_progress)
