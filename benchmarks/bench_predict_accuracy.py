@@ -74,6 +74,9 @@ def main(argv=None) -> int:
         for depth, r in b["recall_by_tip_depth"].items():
             print(f"  {b['element']} recall, {depth} Å below the closest tip height: {r['recall']:.3f} "
                   f"({r['n_found']} / {r['n_true']})")
+        for kind, bins in b["recall_by_tip_depth_by_kind"].items():
+            print(f"  {b['element']} recall in {kind} by depth below the closest tip height: "
+                  + ", ".join(f"{d} Å {r['recall']:.2f} ({r['n_found']}/{r['n_true']})" for d, r in bins.items()))
     print(f"{res['seconds_per_sample']:.3f} s per sample")
     return 0
 

@@ -400,6 +400,11 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     for part in (b["recall_by_site"], b["recall_by_depth"], b["recall_by_tip_depth"]):
         assert sum(r["n_true"] for r in part.values()) == o["n_true"]
         assert sum(r["n_found"] for r in part.values()) == o["n_matched"]
+    for depth, r in b["recall_by_tip_depth"].items():  # the per-kind tallies add up to the total
+        per_kind = [bins[depth] for bins in b["recall_by_tip_depth_by_kind"].values() if depth in bins]
+        assert sum(k["n_true"] for k in per_kind) == r["n_true"]
+        assert sum(k["n_found"] for k in per_kind) == r["n_found"]
+    assert set(b["recall_by_tip_depth_by_kind"]) == set(b["by_kind"])
     assert b["missed"]["n_missed"] == o["n_true"] - o["n_matched"]
     assert 0 <= b["missed"]["n_with_prediction_above_or_below"] <= b["missed"]["n_missed"]
     assert b["false"]["n_false"] == o["n_pred"] - o["n_matched"]

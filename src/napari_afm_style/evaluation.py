@@ -69,7 +69,9 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         (``by_kind``), its recall per kind of true atom (``recall_by_site``, see
         :func:`site_categories`) and per depth below the sample's topmost true atom
         (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å) and below
-        the closest tip height (``recall_by_tip_depth``, :data:`TIP_DEPTH_BINS_A`); ``missed``
+        the closest tip height (``recall_by_tip_depth``, :data:`TIP_DEPTH_BINS_A`; also per
+        structure kind, ``recall_by_tip_depth_by_kind``: whether an atom that deep is found can
+        depend on what lies above it); ``missed``
         counts the missed atoms and those of them with a prediction of the element within the
         lateral tolerance at another height (misplaced in height rather than overlooked);
         ``false`` counts the wrong predictions and those of them right under a true atom
@@ -140,14 +142,16 @@ class _Breakdown:
         self.by_kind: dict = {}
         self.sites: dict = {}
         self.depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
-        self.tip_depths = np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64)
+        self.tip_depths: dict = {}  # per structure kind: found, true per bin of TIP_DEPTH_BINS_A
         self.n_missed = self.missed_under_pred = 0
         self.n_false = self.false_under_true = 0
 
     def add(self, kind: str, match: dict, true_in: np.ndarray, pred: np.ndarray, top_z_A: float, window_A) -> None:
         """``match``: :func:`windowed_match` of ``pred`` against the in-window true atoms ``true_in``;
         ``top_z_A``: the sample's topmost true atom (any element)."""
-        self.by_kind.setdefault(kind.split(":")[0] or "unknown", []).append(match)
+        kind = kind.split(":")[0] or "unknown"
+        self.by_kind.setdefault(kind, []).append(match)
+        tip_depths = self.tip_depths.setdefault(kind, np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64))
         found = np.zeros(len(true_in), bool)
         found[match["pairs"][:, 1]] = True
         for name, mask in site_categories(true_in, window_A).items():
@@ -164,7 +168,7 @@ class _Breakdown:
         self.n_false += len(false)
         self.false_under_true += int(np.sum(stacked_under(false, true_in, self.lateral_tol_A)))
         for tally, z, bins in ((self.depths, true_in[:, 2] - top_z_A, DEPTH_BINS_A),
-                               (self.tip_depths, true_in[:, 2], TIP_DEPTH_BINS_A)):
+                               (tip_depths, true_in[:, 2], TIP_DEPTH_BINS_A)):
             b = np.clip(np.digitize(z, bins) - 1, 0, len(bins) - 2)
             np.add.at(tally[0], b, found)
             np.add.at(tally[1], b, 1)
@@ -177,7 +181,9 @@ class _Breakdown:
                 "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
                 "false": {"n_false": self.n_false, "n_under_a_true_atom": self.false_under_true},
                 "recall_by_depth": _recall_by_bin(DEPTH_BINS_A, self.depths),
-                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, self.tip_depths)}
+                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, sum(self.tip_depths.values(), np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64))),
+                "recall_by_tip_depth_by_kind": {k: _recall_by_bin(TIP_DEPTH_BINS_A, v)
+                                                for k, v in sorted(self.tip_depths.items())}}
 
 
 def _labelled_stacks(shards, n: int, cfg, z_lo: float, height_tol_A: float, perturb: bool = False,
