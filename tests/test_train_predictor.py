@@ -176,12 +176,29 @@ def test_example_targets_align_with_df_features(shards):
     assert n_checked >= 3
 
 
-def test_loss_is_minimal_at_target():
+@pytest.mark.parametrize("focal_beta", [0.0, 2.0])
+def test_loss_is_minimal_at_target(focal_beta):
     t = torch.rand(1, 2, 3, 8, 8) ** 4
     logit_t = torch.logit(t.clamp(1e-4, 1 - 1e-4))
-    base = heatmap_loss(logit_t, t)
+    base = heatmap_loss(logit_t, t, focal_beta=focal_beta)
     for d in (-0.5, 0.5):
-        assert heatmap_loss(logit_t + d, t) > base
+        assert heatmap_loss(logit_t + d, t, focal_beta=focal_beta) > base
+
+
+def test_focal_loss_shifts_the_gradient_to_the_hard_voxels():
+    # two atom centres: one the net already sees (p = 0.9), one it misses (p = 0.1)
+    target = torch.tensor([1.0, 1.0])
+
+    def grads(beta):
+        logits = torch.logit(torch.tensor([0.9, 0.1])).requires_grad_()
+        heatmap_loss(logits, target, focal_beta=beta).backward()
+        return logits.grad.abs()
+
+    plain, focal = grads(0.0), grads(2.0)
+    assert plain[1] / plain[0] == pytest.approx(9.0, rel=1e-4)  # BCE: |p - t| per voxel
+    assert focal[1] / focal[0] > 100  # ≈ 380 with β = 2: nearly all of it goes to the miss
+    with pytest.raises(ValueError, match="focal_beta"):
+        TrainConfig(data="x", out="y", focal_beta=-1)
 
 
 # -- training ------------------------------------------------------------------------------------

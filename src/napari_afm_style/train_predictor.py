@@ -17,6 +17,11 @@ the empty rest, and — because the weight depends only on the target — the op
 ``p = target`` per voxel, so a peak's height keeps meaning "probability-like confidence"
 (≈ 1 at a clearly seen atom) and one threshold works across images.
 
+``focal_beta > 0`` multiplies each voxel's term by ``|target − p|**focal_beta`` (the quality
+focal loss of Li et al., NeurIPS 2020, made for soft targets like these blobs): voxels the
+net already gets right stop dominating the sum, so the hard ones (weak, deep atoms) get a
+larger share of the gradient. The optimum stays ``p = target``.
+
 Reproducibility: every random choice is drawn from ``(seed, epoch, batch)``-derived
 generators, so a run interrupted at any batch and resumed gives the same weights as an
 uninterrupted one (on the same device and thread count). Checkpoints are written
@@ -79,6 +84,8 @@ class TrainConfig:
     val_max_samples: int = 512
     perturb_strength: float = 1.0
     pos_weight: float = 20.0
+    #: 0: plain weighted BCE; > 0: quality-focal modulation (see the module docstring)
+    focal_beta: float = 0.0
     cache_mb: float = 2048.0
     model: dict = field(default_factory=dict)
     max_steps: int | None = None
@@ -101,6 +108,8 @@ class TrainConfig:
         self.crop_px = tuple(int(c) for c in self.crop_px)
         if len(self.crop_px) != 2 or not 32 <= self.crop_px[0] <= self.crop_px[1]:
             raise ValueError("crop_px must be (min, max) with 32 ≤ min ≤ max")
+        if self.focal_beta < 0:
+            raise ValueError(f"focal_beta must be ≥ 0 (0: plain weighted BCE), got {self.focal_beta}")
         if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be ≥ 1")
 
@@ -112,12 +121,15 @@ class TrainConfig:
 
 # -- pieces ------------------------------------------------------------------------------------
 
-def heatmap_loss(logits, target, pos_weight: float = 20.0):
-    """Target-weighted BCE on logits (see the module docstring for why)."""
+def heatmap_loss(logits, target, pos_weight: float = 20.0, focal_beta: float = 0.0):
+    """Target-weighted BCE on logits, optionally quality-focal (see the module docstring)."""
+    import torch
     from torch.nn import functional as F
 
     w = 1.0 + pos_weight * target
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if focal_beta > 0:
+        bce = bce * (target - torch.sigmoid(logits)).abs() ** focal_beta
     return (w * bce).sum() / w.sum()
 
 
@@ -289,7 +301,7 @@ def best_threshold(f1_by_threshold: dict) -> float:
 
 
 def evaluate(net, examples, mcfg, device: str = "cpu", batch_size: int = 8, pos_weight: float = 20.0,
-             thresholds=THRESHOLDS) -> dict:
+             thresholds=THRESHOLDS, focal_beta: float = 0.0) -> dict:
     """Validation loss and atom-level scores of ``net`` on prepared examples.
 
     Scores use :func:`napari_afm_style.predict.match_atoms` (0.5 Å lateral and 0.5 Å
@@ -320,7 +332,7 @@ def evaluate(net, examples, mcfg, device: str = "cpu", batch_size: int = 8, pos_
                 t = torch.from_numpy(np.stack([render_targets(c.numbers, c.atoms_px, shape, mcfg)
                                                for c in chunk])).to(device)
                 logits = net(x)
-                loss_sum += float(heatmap_loss(logits, t, pos_weight)) * len(chunk)
+                loss_sum += float(heatmap_loss(logits, t, pos_weight, focal_beta)) * len(chunk)
                 n += len(chunk)
                 probs = torch.sigmoid(logits).float().cpu().numpy()
                 for prob, c in zip(probs, chunk):
@@ -499,7 +511,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
                     g["lr"] = _lr_at(global_step, total_steps, cfg)
                 xt = torch.from_numpy(x).to(device)
                 tt = torch.from_numpy(t).to(device)
-                loss = heatmap_loss(net(xt), tt, cfg.pos_weight)
+                loss = heatmap_loss(net(xt), tt, cfg.pos_weight, cfg.focal_beta)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -523,7 +535,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
             # end of epoch: validate, log, checkpoint
             if val_examples is None:
                 val_examples = data.validation_examples()
-            val = evaluate(net, val_examples, mcfg, device, pos_weight=cfg.pos_weight)
+            val = evaluate(net, val_examples, mcfg, device, pos_weight=cfg.pos_weight, focal_beta=cfg.focal_beta)
             entry = {"epoch": epoch + 1, "train_loss": running["loss_sum"] / max(running["n"], 1),
                      "lr": _lr_at(global_step - 1, total_steps, cfg), "steps": global_step,
                      "time_s": elapsed_before + time.monotonic() - t0, "val": val}
@@ -615,7 +627,7 @@ def export_model(checkpoint, path, name: str | None = None, command: str | None 
           f"* regime: {tcfg['regime']}" + (f" (mix {tcfg['mix']})" if tcfg["regime"] == "hybrid" else ""),
           f"* seed: {tcfg['seed']}; epochs trained: {ckpt['epoch']}; exported epoch: {best_epoch}",
           f"* batch size {tcfg['batch_size']}, lr {tcfg['lr']}, crops {tcfg['crop_px']} px, "
-          f"pos_weight {tcfg['pos_weight']}",
+          f"pos_weight {tcfg['pos_weight']}" + (f", focal β {tcfg['focal_beta']}" if tcfg.get("focal_beta") else ""),
           f"* data: `{json.dumps(card['data'])}`", "",
           "## Model", "",
           f"* elements {list(mcfg.elements)}; depth bins {mcfg.z_min_A} … {mcfg.z_max_A} Å every {mcfg.z_step_A} Å "
@@ -675,6 +687,8 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop-px", type=int, nargs=2, default=(96, 128), metavar=("MIN", "MAX"))
     p.add_argument("--perturb-strength", type=float, default=1.0, help="max handcrafted perturbation strength")
     p.add_argument("--pos-weight", type=float, default=20.0)
+    p.add_argument("--focal-beta", type=float, default=0.0,
+                   help="quality-focal modulation |target − p|^β of the loss (0: off; 2 is the usual choice)")
     p.add_argument("--val-max-samples", type=int, default=512)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--init-from", default=None,
@@ -689,7 +703,7 @@ def run_train_predictor(args) -> int:
         val_fraction=args.val_fraction, regime=args.regime, style_data=args.style_data, mix=args.mix,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
-        perturb_strength=args.perturb_strength, pos_weight=args.pos_weight,
+        perturb_strength=args.perturb_strength, pos_weight=args.pos_weight, focal_beta=args.focal_beta,
         val_max_samples=args.val_max_samples, max_steps=args.max_steps, num_threads=args.num_threads,
         model={k: v for k, v in (("base_channels", args.base_channels), ("depth", args.depth),
                                  ("z_min_A", args.z_min_A)) if v is not None},
