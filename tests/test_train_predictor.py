@@ -325,9 +325,10 @@ def test_cli_train_and_export(shards, tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(["train-predictor", "--data", str(shards), "--out", str(out), "--epochs", "1", "--batch-size", "4",
                "--base-channels", "4", "--depth", "1", "--crop-px", "40", "48", "--val-fraction", "0.2",
-               "--no-progress", "--export", str(tmp_path / "predictor_cli.pt")])
+               "--focal-beta", "2", "--no-progress", "--export", str(tmp_path / "predictor_cli.pt")])
     assert rc == 0
     assert (out / "last.pt").is_file() and (tmp_path / "predictor_cli.md").is_file()
+    assert "focal β 2.0" in (tmp_path / "predictor_cli.md").read_text()  # the card says how it was trained
     assert "epoch 1/1" in capsys.readouterr().out
     assert main(["train-predictor", "--data", str(shards), "--out", str(out)]) == 2  # exists, no --resume
 
