@@ -134,6 +134,11 @@ def _recall_by_bin(bins, tally: np.ndarray) -> dict:
     return {f"{lo:g}..{hi:g}": _recall(f, t) for lo, hi, f, t in zip(bins[:-1], bins[1:], *tally) if t}
 
 
+def _empty_tally(bins) -> np.ndarray:
+    """Rows: atoms found, atoms present; one column per bin between consecutive ``bins``."""
+    return np.zeros((2, len(bins) - 1), np.int64)
+
+
 class _Breakdown:
     """Per-sample tallies of one element's matches for :func:`accuracy_on_shards`'s breakdown."""
 
@@ -141,7 +146,7 @@ class _Breakdown:
         self.lateral_tol_A = lateral_tol_A
         self.by_kind: dict = {}
         self.sites: dict = {}
-        self.depths = np.zeros((2, len(DEPTH_BINS_A) - 1), np.int64)  # found, true per depth bin
+        self.depths = _empty_tally(DEPTH_BINS_A)
         self.tip_depths: dict = {}  # per structure kind: found, true per bin of TIP_DEPTH_BINS_A
         self.n_missed = self.missed_under_pred = 0
         self.n_false = self.false_under_true = 0
@@ -151,7 +156,7 @@ class _Breakdown:
         ``top_z_A``: the sample's topmost true atom (any element)."""
         kind = kind.split(":")[0] or "unknown"
         self.by_kind.setdefault(kind, []).append(match)
-        tip_depths = self.tip_depths.setdefault(kind, np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64))
+        tip_depths = self.tip_depths.setdefault(kind, _empty_tally(TIP_DEPTH_BINS_A))
         found = np.zeros(len(true_in), bool)
         found[match["pairs"][:, 1]] = True
         for name, mask in site_categories(true_in, window_A).items():
@@ -181,7 +186,7 @@ class _Breakdown:
                 "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
                 "false": {"n_false": self.n_false, "n_under_a_true_atom": self.false_under_true},
                 "recall_by_depth": _recall_by_bin(DEPTH_BINS_A, self.depths),
-                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, sum(self.tip_depths.values(), np.zeros((2, len(TIP_DEPTH_BINS_A) - 1), np.int64))),
+                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, sum(self.tip_depths.values(), _empty_tally(TIP_DEPTH_BINS_A))),
                 "recall_by_tip_depth_by_kind": {k: _recall_by_bin(TIP_DEPTH_BINS_A, v)
                                                 for k, v in sorted(self.tip_depths.items())}}
 
