@@ -48,7 +48,7 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     assert atoms.get_chemical_symbols() == list(layer.features["element"])
     # a chosen number of averaged views re-runs the network with it
     widget.views.setCurrentText("4")
-    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=60_000)  # the first job has finished
+    assert not widget.jobs.running  # the slot is free once the first job's result is in
     assert widget.run() is not None
     qtbot.waitUntil(lambda: widget.maps is not maps and widget.maps.info["test_time_augmentation_views"] == 4,
                     timeout=60_000)

@@ -50,9 +50,9 @@ class JobControls(QWidget):
             return None
         worker = thread_worker(gen_func, start_thread=False)(*args, **kwargs)
         worker.yielded.connect(self._on_progress)
-        worker.returned.connect(on_result)
+        worker.returned.connect(lambda result, w=worker: self._deliver(w, on_result, result))
         worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
+        worker.finished.connect(lambda w=worker: self._release(w))
         self.worker = worker
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -77,8 +77,16 @@ class JobControls(QWidget):
         self.status.setText(f"error: {exc}")
         show_error(f"{type(exc).__name__}: {exc}")
 
-    def _on_finished(self):
-        aborted = self.worker is not None and getattr(self.worker, "abort_requested", False)
+    def _deliver(self, worker, on_result: Callable, result):
+        # free the slot before handing the result on: whoever reacts to a result (a test, a
+        # script, the user) may start the next job before the thread's `finished` arrives
+        self._release(worker)
+        on_result(result)
+
+    def _release(self, worker):
+        if self.worker is not worker:
+            return  # released when its result came, and perhaps another job holds the slot now
+        aborted = getattr(worker, "abort_requested", False)
         self.worker = None
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
