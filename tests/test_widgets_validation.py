@@ -122,3 +122,22 @@ def test_order_widget_updates_when_points_change(make_napari_viewer, tmp_path):
     # theme switch redraws without error
     viewer.theme = "light"
     assert widget.canvas._colors["background"] != ""
+
+
+def test_resim_widget_cancel_frees_the_slot_without_a_result(make_napari_viewer, qtbot, water_scan):
+    from napari_afm_style._qt.resim_widget import ResimWidget
+
+    stack, full = water_scan
+    viewer = make_napari_viewer()
+    d, k, _ = stack_layer_data(stack, name="scan")
+    viewer.add_image(d, **k)
+    d, k, _ = atoms_layer_data(full[[s == "O" for s in full.get_chemical_symbols()]], name="O only")
+    viewer.add_points(d, **k)
+    widget = ResimWidget(viewer)
+    widget.points.setCurrentText("O only")
+    assert widget.run() is not None
+    widget.jobs.cancel()
+    qtbot.waitUntil(lambda: not widget.jobs.running, timeout=120_000)
+    assert widget.result is None and widget.sim_layer is None
+    assert widget.jobs.status.text() == "cancelled"
+    assert widget.jobs.run_button.isEnabled() and not widget.jobs.cancel_button.isEnabled()
