@@ -186,7 +186,8 @@ class _Breakdown:
                 "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
                 "false": {"n_false": self.n_false, "n_under_a_true_atom": self.false_under_true},
                 "recall_by_depth": _recall_by_bin(DEPTH_BINS_A, self.depths),
-                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A, sum(self.tip_depths.values(), _empty_tally(TIP_DEPTH_BINS_A))),
+                "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A,
+                                                      sum(self.tip_depths.values(), _empty_tally(TIP_DEPTH_BINS_A))),
                 "recall_by_tip_depth_by_kind": {k: _recall_by_bin(TIP_DEPTH_BINS_A, v)
                                                 for k, v in sorted(self.tip_depths.items())}}
 
