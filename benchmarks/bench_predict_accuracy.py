@@ -77,6 +77,11 @@ def main(argv=None) -> int:
         for kind, bins in b["recall_by_tip_depth_by_kind"].items():
             print(f"  {b['element']} recall in {kind} by depth below the closest tip height: "
                   + ", ".join(f"{d} Å {r['recall']:.2f} ({r['n_found']}/{r['n_true']})" for d, r in bins.items()))
+        print(f"  {b['element']} F1 with the floor at (Å below the closest tip height): "
+              + ", ".join(f"{f} {r['f1']:.3f} ({r['n_true']} true)" for f, r in b["f1_by_floor"].items()))
+        for kind, floors in b["f1_by_floor_by_kind"].items():
+            print(f"  {b['element']} F1 in {kind} with the floor at: "
+                  + ", ".join(f"{f} {r['f1']:.3f}" for f, r in floors.items()))
     print(f"{res['seconds_per_sample']:.3f} s per sample")
     return 0
 

@@ -423,6 +423,14 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
         assert sum(k["n_true"] for k in per_kind) == r["n_true"]
         assert sum(k["n_found"] for k in per_kind) == r["n_found"]
     assert set(b["recall_by_tip_depth_by_kind"]) == set(b["by_kind"])
+    # scored down to the evaluation's own floor, the same predictions give the same totals;
+    # a higher floor scores a subset of the true atoms
+    floors = {float(f): r for f, r in b["f1_by_floor"].items()}
+    assert min(floors) == pytest.approx(full["eval_z_min_A"])
+    assert floors[min(floors)]["n_true"] == o["n_true"] and floors[min(floors)]["f1"] == pytest.approx(o["f1"])
+    n_true = [floors[f]["n_true"] for f in sorted(floors)]
+    assert n_true == sorted(n_true, reverse=True) and len(n_true) > 1
+    assert set(b["f1_by_floor_by_kind"]) == set(b["by_kind"])
     assert b["missed"]["n_missed"] == o["n_true"] - o["n_matched"]
     assert 0 <= b["missed"]["n_with_prediction_above_or_below"] <= b["missed"]["n_missed"]
     assert b["false"]["n_false"] == o["n_pred"] - o["n_matched"]

@@ -25,6 +25,9 @@ DEPTH_BINS_A = (-10.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0)
 STACKING_DZ_A = (2.0, 3.2)
 #: bins (Å) of depth below the closest tip height for ``recall_by_tip_depth``
 TIP_DEPTH_BINS_A = (-8.0, -6.0, -5.5, -5.0, -4.5, -4.0, -3.5, -3.0, 0.0)
+#: floors (Å below the closest tip height) of ``f1_by_floor`` besides the evaluation's own: the
+#: same predictions scored down to each of them that is above it
+EVAL_FLOORS_A = (-7.125, -6.625, -6.125, -5.625, -5.125, -4.625)
 
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
@@ -71,7 +74,9 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
         (``recall_by_depth``, bins of :data:`DEPTH_BINS_A`, keyed ``"lo..hi"`` in Å) and below
         the closest tip height (``recall_by_tip_depth``, :data:`TIP_DEPTH_BINS_A`; also per
         structure kind, ``recall_by_tip_depth_by_kind``: whether an atom that deep is found can
-        depend on what lies above it); ``missed``
+        depend on what lies above it); ``f1_by_floor`` (and per kind, ``f1_by_floor_by_kind``):
+        the same predictions scored with the floor at ``eval_z_min_A`` and at each of
+        :data:`EVAL_FLOORS_A` above it (how the score depends on how deep atoms are asked for); ``missed``
         counts the missed atoms and those of them with a prediction of the element within the
         lateral tolerance at another height (misplaced in height rather than overlooked);
         ``false`` counts the wrong predictions and those of them right under a true atom
@@ -115,6 +120,8 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                 window_A = (prep.data.shape[-1] * prep.pixel_size_A, prep.data.shape[-2] * prep.pixel_size_A)
                 tally.add(sample.kind, m, true_el[true_el[:, 2] >= z_lo], pred_el, truth[:, 2].max(initial=-np.inf),
                           window_A)
+                tally.add_floors(sample.kind, {f: windowed_match(pred_el, true_el, f, lateral_tol_A, height_tol_A)
+                                               for f in (z_lo, *(f for f in EVAL_FLOORS_A if f > z_lo))})
     dt = time.perf_counter() - t0
     out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
            "test_time_augmentation": atoms.info.get("test_time_augmentation_views", 1),
@@ -150,6 +157,7 @@ class _Breakdown:
         self.tip_depths: dict = {}  # per structure kind: found, true per bin of TIP_DEPTH_BINS_A
         self.n_missed = self.missed_under_pred = 0
         self.n_false = self.false_under_true = 0
+        self.floors: dict = {}  # per structure kind: {floor: [windowed matches]}
 
     def add(self, kind: str, match: dict, true_in: np.ndarray, pred: np.ndarray, top_z_A: float, window_A) -> None:
         """``match``: :func:`windowed_match` of ``pred`` against the in-window true atoms ``true_in``;
@@ -178,9 +186,16 @@ class _Breakdown:
             np.add.at(tally[0], b, found)
             np.add.at(tally[1], b, 1)
 
+    def add_floors(self, kind: str, matches: dict) -> None:
+        """``matches``: ``{floor_A: windowed_match(...) with that floor}`` of one sample."""
+        per_kind = self.floors.setdefault(kind.split(":")[0] or "unknown", {})
+        for floor, m in matches.items():
+            per_kind.setdefault(floor, []).append(m)
+
     def result(self) -> dict:
         from .predict import pool_matches
 
+        floors = sorted({f for per_kind in self.floors.values() for f in per_kind})
         return {"by_kind": {k: pool_matches(v) | {"n_samples": len(v)} for k, v in sorted(self.by_kind.items())},
                 "recall_by_site": {k: _recall(f, t) for k, (f, t) in self.sites.items()},
                 "missed": {"n_missed": self.n_missed, "n_with_prediction_above_or_below": self.missed_under_pred},
@@ -189,7 +204,11 @@ class _Breakdown:
                 "recall_by_tip_depth": _recall_by_bin(TIP_DEPTH_BINS_A,
                                                       sum(self.tip_depths.values(), _empty_tally(TIP_DEPTH_BINS_A))),
                 "recall_by_tip_depth_by_kind": {k: _recall_by_bin(TIP_DEPTH_BINS_A, v)
-                                                for k, v in sorted(self.tip_depths.items())}}
+                                                for k, v in sorted(self.tip_depths.items())},
+                "f1_by_floor": {f"{f:g}": pool_matches([m for per_kind in self.floors.values() for m in per_kind[f]])
+                                for f in floors},
+                "f1_by_floor_by_kind": {k: {f"{f:g}": pool_matches(v) for f, v in sorted(per_kind.items())}
+                                        for k, per_kind in sorted(self.floors.items())}}
 
 
 def _labelled_stacks(shards, n: int, cfg, z_lo: float, height_tol_A: float, perturb: bool = False,
