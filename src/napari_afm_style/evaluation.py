@@ -120,8 +120,9 @@ def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0
                 window_A = (prep.data.shape[-1] * prep.pixel_size_A, prep.data.shape[-2] * prep.pixel_size_A)
                 tally.add(sample.kind, m, true_el[true_el[:, 2] >= z_lo], pred_el, truth[:, 2].max(initial=-np.inf),
                           window_A)
-                tally.add_floors(sample.kind, {f: windowed_match(pred_el, true_el, f, lateral_tol_A, height_tol_A)
-                                               for f in (z_lo, *(f for f in EVAL_FLOORS_A if f > z_lo))})
+                tally.add_floors(sample.kind, {z_lo: m, **{f: windowed_match(pred_el, true_el, f, lateral_tol_A,
+                                                                             height_tol_A)
+                                                           for f in EVAL_FLOORS_A if f > z_lo}})
     dt = time.perf_counter() - t0
     out = {"model": loaded.name, "n_samples": n, "eval_z_min_A": z_lo,
            "test_time_augmentation": atoms.info.get("test_time_augmentation_views", 1),
@@ -146,6 +147,11 @@ def _empty_tally(bins) -> np.ndarray:
     return np.zeros((2, len(bins) - 1), np.int64)
 
 
+def _kind_group(kind: str) -> str:
+    """The structure kind a breakdown groups a sample under (``"theory:12"`` → ``"theory"``)."""
+    return kind.split(":")[0] or "unknown"
+
+
 class _Breakdown:
     """Per-sample tallies of one element's matches for :func:`accuracy_on_shards`'s breakdown."""
 
@@ -162,7 +168,7 @@ class _Breakdown:
     def add(self, kind: str, match: dict, true_in: np.ndarray, pred: np.ndarray, top_z_A: float, window_A) -> None:
         """``match``: :func:`windowed_match` of ``pred`` against the in-window true atoms ``true_in``;
         ``top_z_A``: the sample's topmost true atom (any element)."""
-        kind = kind.split(":")[0] or "unknown"
+        kind = _kind_group(kind)
         self.by_kind.setdefault(kind, []).append(match)
         tip_depths = self.tip_depths.setdefault(kind, _empty_tally(TIP_DEPTH_BINS_A))
         found = np.zeros(len(true_in), bool)
@@ -188,7 +194,7 @@ class _Breakdown:
 
     def add_floors(self, kind: str, matches: dict) -> None:
         """``matches``: ``{floor_A: windowed_match(...) with that floor}`` of one sample."""
-        per_kind = self.floors.setdefault(kind.split(":")[0] or "unknown", {})
+        per_kind = self.floors.setdefault(_kind_group(kind), {})
         for floor, m in matches.items():
             per_kind.setdefault(floor, []).append(m)
 
