@@ -304,8 +304,47 @@ def test_style_and_hybrid_regimes(shards, tmp_path):
     assert data.plan(0) == data.plan(0) and data.plan(0) != data.plan(1)
     assert len(train(cfg)) == 2
     assert len(train(_cfg(shards, tmp_path / "s", regime="style", style_data=str(style), epochs=1))) == 1
-    with pytest.raises(ValueError, match="style-data"):
-        _cfg(shards, tmp_path / "x", regime="style")
+    with pytest.raises(ValueError, match="style_strength"):
+        _cfg(shards, tmp_path / "x", regime="style", style_strength=(0.8, 0.2))
+
+
+def test_on_the_fly_style_translates_the_window_and_keeps_the_labels(shards, tmp_path):
+    """Without --style-data the style kinds are translated forward by the shipped translator
+    at a per-sample strength; the targets are those of the untranslated window."""
+    from napari_afm_style.translate import load_translator, translate_array
+
+    tr = load_translator()
+    prep = prepare_sample(ShardSet(shards)[0], PredictorConfig(**NET))
+    window = prep.data[:, :40, :40]
+    assert np.array_equal(translate_array(window, tr, "forward", 0.0), window)
+    full, half = translate_array(window, tr, "forward", 1.0), translate_array(window, tr, "forward", 0.5)
+    assert np.allclose(half - window, 0.5 * (full - window), atol=1e-4)  # a residual, scaled by strength
+    assert np.abs(full - window).mean() > 0.05 * np.abs(window).std()
+    x0, t0, _, _ = make_example(prep, PredictorConfig(**NET), np.random.default_rng(3), crop_px=40)
+    x1, t1, _, _ = make_example(prep, PredictorConfig(**NET), np.random.default_rng(3), crop_px=40,
+                                transform=lambda d: translate_array(d, tr, "forward", 1.0))
+    assert np.array_equal(t0, t1) and not np.allclose(x0, x1)
+
+    mix = {"sim": 0.0, "handcrafted": 0.0, "style": 0.5, "style_handcrafted": 0.5}
+    cfg = _cfg(shards, tmp_path / "fly", regime="hybrid", mix=mix, style_strength=(0.3, 0.9))
+    data = _Data(cfg, PredictorConfig(**NET))
+    assert data.style is None and len(data.translators) == 1
+    kinds = {k for _, items in data.plan(0) for k, _ in items}
+    assert kinds == {"style", "style_handcrafted"}
+    crop, items = data.plan(0)[0]
+    xa, ta = data.batch(0, 0, crop, items)
+    xb, tb = data.batch(0, 0, crop, items)
+    assert np.array_equal(xa, xb) and np.array_equal(ta, tb)  # deterministic per (seed, epoch, batch)
+    # the same batch with translation switched off: same targets, different images
+    plain = _Data(_cfg(shards, tmp_path / "plain", regime="hybrid", mix=mix, style_strength=(0.0, 0.0)),
+                  PredictorConfig(**NET))
+    xc, tc = plain.batch(0, 0, crop, items)
+    assert np.array_equal(ta, tc) and not np.allclose(xa, xc)
+    history = train(cfg)
+    assert len(history) == 2 and np.isfinite(history[-1]["train_loss"])
+    ckpt = torch.load(tmp_path / "fly" / "last.pt", weights_only=True)
+    fly = ckpt["data"]["style_on_the_fly"]
+    assert fly["strength"] == [0.3, 0.9] and fly["translators"][0]["sha256"] == tr.sha256
 
 
 def test_handcrafted_regime(shards, tmp_path):

@@ -388,7 +388,7 @@ def _perturb(data_Hz: np.ndarray, rng: np.random.Generator, strength: float, pix
 
 def make_example(prep: PreparedSample, config: PredictorConfig, rng: np.random.Generator | None,
                  crop_px: int | None = None, perturb_strength: float | None = None,
-                 centre: bool = False):
+                 centre: bool = False, transform=None):
     """One network example from a prepared sample.
 
     Parameters
@@ -404,6 +404,10 @@ def make_example(prep: PreparedSample, config: PredictorConfig, rng: np.random.G
         strength to the Δf window (Hz) before normalisation.
     centre : bool
         Centre crop (validation) instead of a random one.
+    transform : callable, optional
+        ``transform(data_Hz) -> data_Hz`` applied to the cropped window before the
+        perturbations (e.g. a forward style translation); it must keep the shape and may
+        not move the content laterally (the labels stay where they are).
 
     Returns
     -------
@@ -422,6 +426,11 @@ def make_example(prep: PreparedSample, config: PredictorConfig, rng: np.random.G
         else:
             y0, x0 = random_crop_origin((ny, nx), crop_px, rng)
         data, atoms = crop(data, atoms, y0, x0, sy, sx)
+    if transform is not None:
+        moved = np.asarray(transform(np.ascontiguousarray(data)), dtype=np.float32)
+        if moved.shape != data.shape:
+            raise RuntimeError(f"the transform changed the window's shape {data.shape} → {moved.shape}")
+        data = moved
     if perturb_strength is not None:
         if rng is None:
             raise ValueError("perturbations need a random generator")

@@ -6,8 +6,21 @@ Regimes (what the network sees during training)
 * ``handcrafted``: simulated stacks with random handcrafted perturbations
   (:func:`napari_afm_style.perturb.random_perturbation`, strength uniform in
   ``[0, perturb_strength]``);
-* ``style``: style-translated stacks (``--style-data``, written by ``afm-style translate``);
-* ``hybrid``: per sample, one of the three with the proportions of ``mix``.
+* ``style``: style-translated stacks: translated forward on the fly by one of
+  ``translators`` (default: the shipped one) at a strength drawn uniformly from
+  ``style_strength`` per sample, or read from ``--style-data`` (written by
+  ``afm-style translate``) when that is given;
+* ``hybrid``: per sample, one of the kinds ``sim``, ``handcrafted``, ``style`` and
+  ``style_handcrafted`` (translated forward, then perturbed by hand: the translator
+  brings the tip and contrast, the perturbations the geometry of a scan — drift,
+  misregistration, line jumps — that an image-to-image generator rarely learns) with the
+  proportions of ``mix``.
+
+Why a random strength and not the translator's single recommended one: the recommended
+strength is where the translated simulations sit closest to the experimental set *on
+average*, but real scans spread around that average (tips, noise levels); a strength
+drawn per sample spreads the training images over the same range and keeps the model
+from learning one generator's particular residual as the only look of an experiment.
 
 Loss: per-voxel binary cross-entropy against Gaussian-blob targets, weighted by
 ``1 + pos_weight * target``. BCE on logits keeps strong gradients where a sparse map is
@@ -49,7 +62,9 @@ __all__ = ["TrainConfig", "train", "export_model", "heatmap_loss", "evaluate",
            "configure_train_predictor_parser", "run_train_predictor"]
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
-KINDS = ("sim", "handcrafted", "style")
+KINDS = ("sim", "handcrafted", "style", "style_handcrafted")
+#: kinds whose images are style-translated
+STYLE_KINDS = ("style", "style_handcrafted")
 #: thresholds tried on validation data; the best one becomes the model's default
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2).tolist())
 #: epochs of a new run when none are given
@@ -68,6 +83,11 @@ class TrainConfig:
     regime: str = "pure"
     style_data: str | None = None
     mix: dict = field(default_factory=lambda: {"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3})
+    #: forward translators for on-the-fly style images (paths; None or [] = the shipped
+    #: one), used when ``style_data`` is not given; one is drawn per sample
+    translators: list | None = None
+    #: forward-translation strength of on-the-fly style images, uniform in [min, max]
+    style_strength: tuple = (0.5, 1.0)
     #: None: :data:`DEFAULT_EPOCHS` for a new run, the stored run's own when resuming (its
     #: learning-rate schedule spans them)
     epochs: int | None = None
@@ -98,9 +118,12 @@ class TrainConfig:
     def __post_init__(self):
         if self.regime not in REGIMES:
             raise ValueError(f"regime must be one of {REGIMES}, got {self.regime!r}")
-        if self.regime in ("style", "hybrid") and not self.style_data:
-            raise ValueError(f"the {self.regime!r} regime needs style-translated shards: give --style-data DIR "
-                             "(written by `afm-style translate`)")
+        ss = tuple(float(v) for v in self.style_strength)
+        if len(ss) != 2 or not 0.0 <= ss[0] <= ss[1] <= 1.0:
+            raise ValueError(f"style_strength must be (min, max) with 0 ≤ min ≤ max ≤ 1, got {self.style_strength}")
+        self.style_strength = ss
+        if isinstance(self.translators, str):
+            self.translators = [self.translators]
         mix = {k: float(v) for k, v in dict(self.mix).items()}
         if set(mix) - set(KINDS) or any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
             raise ValueError(f"mix must give non-negative proportions of {KINDS}, got {self.mix}")
@@ -116,6 +139,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["crop_px"] = list(self.crop_px)
+        d["style_strength"] = list(self.style_strength)
         return d
 
 
@@ -180,7 +204,14 @@ class _Data:
 
         self.cfg, self.mcfg = cfg, mcfg
         self.sim = ShardSet(cfg.data, cfg.cache_mb)
-        self.style = ShardSet(cfg.style_data, cfg.cache_mb) if cfg.regime in ("style", "hybrid") else None
+        wants_style = cfg.regime == "style" or (cfg.regime == "hybrid"
+                                                and any(cfg.mix.get(k, 0) > 0 for k in STYLE_KINDS))
+        self.style = ShardSet(cfg.style_data, cfg.cache_mb) if wants_style and cfg.style_data else None
+        self.translators = []
+        if wants_style and self.style is None:
+            from .translate import load_translator
+
+            self.translators = [load_translator(t) for t in (cfg.translators or [None])]
         if cfg.val_data:
             self.val_set = ShardSet(cfg.val_data, cfg.cache_mb)
             self.val_idx = np.arange(len(self.val_set))
@@ -198,7 +229,7 @@ class _Data:
         if len(self.val_idx) == 0:
             raise ValueError("no validation samples: give --val-data or a --val-fraction > 0 with more data")
         self.val_idx = self.val_idx[: cfg.val_max_samples]
-        if cfg.regime == "style":
+        if cfg.regime == "style" and self.style is not None:
             self.epoch_len = len(self.style_train)
         else:
             self.epoch_len = len(self.sim_train)
@@ -231,7 +262,7 @@ class _Data:
         pos = {"sim": 0, "style": 0}
         items = []
         for k in kinds:
-            src = "style" if k == "style" else "sim"
+            src = "style" if k in STYLE_KINDS and self.style is not None else "sim"
             order = streams[src]
             items.append((str(k), int(order[pos[src] % len(order)])))
             pos[src] += 1
@@ -248,16 +279,30 @@ class _Data:
         rng = np.random.default_rng([self.cfg.seed, epoch, b, 2])
         preps = []
         for kind, i in items:
-            src = self.style if kind == "style" else self.sim
+            src = self.style if kind in STYLE_KINDS and self.style is not None else self.sim
             preps.append((kind, prepare_sample(src[i], self.mcfg)))
         size = min([crop_px] + [min(p.data.shape[-2:]) for _, p in preps])
         xs, ts = [], []
         for kind, prep in preps:
-            strength = rng.uniform(0, self.cfg.perturb_strength) if kind == "handcrafted" else None
-            x, t, _, _ = make_example(prep, self.mcfg, rng, crop_px=size, perturb_strength=strength)
+            transform = None
+            if kind in STYLE_KINDS and self.translators:
+                transform = self._style_transform(rng)
+            perturbed = kind in ("handcrafted", "style_handcrafted")
+            strength = rng.uniform(0, self.cfg.perturb_strength) if perturbed else None
+            x, t, _, _ = make_example(prep, self.mcfg, rng, crop_px=size, perturb_strength=strength,
+                                      transform=transform)
             xs.append(x)
             ts.append(t)
         return np.stack(xs), np.stack(ts)
+
+    def _style_transform(self, rng):
+        """Forward translation by a translator and strength drawn from ``rng``."""
+        from .translate import translate_array
+
+        tr = self.translators[int(rng.integers(len(self.translators)))] if len(self.translators) > 1 \
+            else self.translators[0]
+        strength = float(rng.uniform(*self.cfg.style_strength))
+        return lambda data: translate_array(data, tr, "forward", strength)
 
     def validation_examples(self) -> list[ValExample]:
         """Centre windows of the validation samples (no augmentation)."""
@@ -282,7 +327,11 @@ class _Data:
                         "generation": [m.get("config", m) for m in s.manifests]}
             return {"folder": str(s.folder), "n_samples": len(s), "n_shards": len(s.paths),
                     "generation": s.manifest.get("config", s.manifest)}
-        return {"data": one(self.sim), "style_data": one(self.style),
+        style_on_the_fly = None
+        if self.translators:
+            style_on_the_fly = {"translators": [{"name": t.name, "sha256": t.sha256} for t in self.translators],
+                                "strength": list(self.cfg.style_strength)}
+        return {"data": one(self.sim), "style_data": one(self.style), "style_on_the_fly": style_on_the_fly,
                 "val_data": one(self.val_set) if self.cfg.val_data else "split of --data by sample id",
                 "n_train": int(self.epoch_len), "n_val": int(len(self.val_idx))}
 
@@ -440,6 +489,14 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
     else:
         mcfg = PredictorConfig(**cfg.model)
     data = _Data(cfg, mcfg)  # targets follow the model's depth bins
+    if device != "cpu":
+        # on-the-fly style images: translate on the training GPU (private copies: the
+        # translators loaded for inference stay on the CPU)
+        import copy
+
+        data.translators = [copy.copy(t) for t in data.translators]
+        for t in data.translators:
+            t.forward_gen = copy.deepcopy(t.forward_gen).to(device)
     net = AtomPredictor(mcfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history, epoch, step_in_epoch, global_step = [], 0, 0, 0
@@ -666,9 +723,16 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="fraction of --data held out (by sample id) when --val-data is not given")
     p.add_argument("--regime", choices=REGIMES, default="pure", help="training regime (see the docs)")
-    p.add_argument("--style-data", help="style-translated shards (`afm-style translate`), for style/hybrid")
+    p.add_argument("--style-data", help="style-translated shards (`afm-style translate`) for style/hybrid; "
+                                        "default: translate forward on the fly (--translator, --style-strength)")
+    p.add_argument("--translator", nargs="+", default=None, metavar="WEIGHTS",
+                   help="forward translator(s) for on-the-fly style images, one drawn per sample "
+                        "(default: the shipped one)")
+    p.add_argument("--style-strength", type=float, nargs=2, default=(0.5, 1.0), metavar=("MIN", "MAX"),
+                   help="forward-translation strength, uniform per sample (default 0.5 1.0)")
     p.add_argument("--mix", type=_parse_mix, default={"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3},
-                   help="hybrid proportions, e.g. sim=0.34,handcrafted=0.33,style=0.33")
+                   help="hybrid proportions of sim, handcrafted, style and style_handcrafted (translated, "
+                        "then perturbed), e.g. sim=0.25,handcrafted=0.25,style=0.25,style_handcrafted=0.25")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs of the run (default {DEFAULT_EPOCHS}; with --resume: the stored run's, unless given)")
     p.add_argument("--batch-size", type=int, default=16)
@@ -701,6 +765,7 @@ def run_train_predictor(args) -> int:
     cfg = TrainConfig(
         data=args.data[0] if len(args.data) == 1 else list(args.data), out=args.out, val_data=args.val_data,
         val_fraction=args.val_fraction, regime=args.regime, style_data=args.style_data, mix=args.mix,
+        translators=args.translator, style_strength=tuple(args.style_strength),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device,
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
         perturb_strength=args.perturb_strength, pos_weight=args.pos_weight, focal_beta=args.focal_beta,

@@ -50,6 +50,7 @@ __all__ = [
     "prepare_translation",
     "prepare_translations",
     "translate",
+    "translate_array",
     "translate_shards",
     "configure_translate_parser",
     "run_translate",
@@ -116,10 +117,11 @@ class Translator:
         if zb.shape[1] != n_ch:
             raise ValueError(f"the translator expects {n_ch} slices, got {zb.shape[1]}")
         gen.eval()
+        dev = next(gen.parameters()).device  # a training run may have moved it to its GPU
         ny, nx = zb.shape[-2:]
         with torch.inference_mode():
             if max(ny, nx) <= self.max_tile:
-                out = gen(torch.from_numpy(np.ascontiguousarray(zb))).numpy()
+                out = gen(torch.from_numpy(np.ascontiguousarray(zb)).to(dev)).cpu().numpy()
                 self.n_network_calls += 1
             else:
                 out = np.zeros_like(zb)
@@ -128,7 +130,7 @@ class Translator:
                 for y0, y1 in tile_slices(ny, tile, overlap):
                     for x0, x1 in tile_slices(nx, tile, overlap):
                         part = zb[..., y0:y1, x0:x1]
-                        r = gen(torch.from_numpy(np.ascontiguousarray(part))).numpy()
+                        r = gen(torch.from_numpy(np.ascontiguousarray(part)).to(dev)).cpu().numpy()
                         self.n_network_calls += 1
                         w = np.outer(_ramp(y1 - y0, y0 > 0, y1 < ny, overlap),
                                      _ramp(x1 - x0, x0 > 0, x1 < nx, overlap))
@@ -257,6 +259,39 @@ def _validate_strength(strength, recommended: float | None = None) -> float:
     if not (np.isfinite(s) and 0.0 <= s <= 1.0):
         raise ValueError(f"strength must be in [0, 1] (0 = input unchanged, 1 = full translation), got {strength!r}")
     return s
+
+
+def translate_array(data_Hz, translator, direction: str = "forward", strength: float = 1.0) -> np.ndarray:
+    """Translate a Δf array already on the translator's canonical grid (no resampling).
+
+    The fast path for training on style-translated images: a crop of a canonical
+    simulation is normalised per slice exactly as :func:`translate` does it, the
+    generator's residual is scaled back to Hz and added with ``strength``.
+
+    Parameters
+    ----------
+    data_Hz : array_like, shape (n_heights, ny, nx)
+        Δf in Hz on the canonical grid (``translator.grid``: its heights and pixel size).
+    translator : Translator
+    direction : {"forward", "backward"}
+    strength : float
+        In [0, 1]; 0 returns the input unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, same shape, Hz.
+    """
+    s = _validate_strength(strength)
+    data = np.asarray(data_Hz, dtype=np.float32)
+    if data.ndim != 3:
+        raise ValueError(f"translate_array needs an (n_heights, ny, nx) array, got shape {data.shape}")
+    if s == 0.0:
+        return data.copy()
+    mean = data.mean(axis=(1, 2), keepdims=True)
+    std = np.maximum(data.std(axis=(1, 2), keepdims=True), _EPS)
+    r = translator.residual(((data - mean) / std).astype(np.float32), _check_direction(direction))
+    return (data + np.float32(s) * std * r).astype(np.float32)
 
 
 # -- one translation ----------------------------------------------------------------------
