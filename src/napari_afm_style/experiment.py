@@ -7,8 +7,11 @@ batch size, learning-rate schedule and seed) in the four regimes of
 * ``pure``: ppafm simulations as generated;
 * ``handcrafted``: the same simulations with random handcrafted perturbations
   (:func:`~napari_afm_style.perturb.random_perturbation`, strength U(0, 1) per sample);
-* ``style``: the same simulations translated forward (sim → exp) by the style translator;
-* ``hybrid``: per sample one of the three, with the stated mix (default ⅓ each);
+* ``style``: the same simulations translated forward (sim → exp) by the style translator,
+  on the fly at a strength drawn per sample from ``style_strength`` (or read from
+  pre-translated ``--style`` shards);
+* ``hybrid``: per sample one of the kinds sim / handcrafted / style / style_handcrafted
+  (translated, then perturbed by hand), with the stated mix;
 
 then, with every regime's final weights (the last epoch: no model selection that could
 favour one regime),
@@ -19,7 +22,11 @@ favour one regime),
    with 95 % bootstrap intervals over scans and the paired difference to ``pure``;
 2. measures the labelled accuracy (O/H precision, recall, F1, RMSE) on held-out simulated
    stacks translated forward (experiment-like images whose structures are known), and on
-   the same stacks untranslated.
+   the same stacks untranslated;
+3. with ``labelled`` (a folder of labelled experiment-style scans,
+   :mod:`napari_afm_style.labelled_scans`), the top-layer O F1 of every regime on them, with
+   95 % bootstrap intervals and the paired interval of the difference to ``pure`` and to
+   ``handcrafted`` (validation only: nothing is trained or chosen on them).
 
 Outputs in ``--out``: ``runs/<regime>/`` (checkpoints; an interrupted experiment resumes
 where it stopped), ``models/predictor_<regime>.pt`` + card, ``results.json``,
@@ -39,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances", "read_scans",
+           "paired_difference_ci",
            "configure_experiment_parser", "run_experiment_command"]
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
@@ -50,8 +58,10 @@ class ExperimentConfig(dict):
     DEFAULTS = {
         "sim": None, "heldout": None, "exp": None, "out": None,
         "style": None, "heldout_style": None, "translator": None, "strength": "recommended",
+        "style_strength": (0.0, 1.0), "labelled": None, "device": "cpu",
         "regimes": list(REGIMES), "epochs": 15, "batch_size": 16, "lr": 2e-3, "seed": 0,
-        "mix": {"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3}, "jobs": 2, "val_fraction": 0.1,
+        "mix": {"sim": 0.25, "handcrafted": 0.25, "style": 0.25, "style_handcrafted": 0.25}, "jobs": 2,
+        "val_fraction": 0.1,
         "max_exp_scans": None, "max_heldout": None, "bootstrap": 1000, "progress": True,
         # further TrainConfig fields shared by every regime (e.g. {"model": {"base_channels": 24}})
         "train_options": {},
@@ -175,9 +185,13 @@ def train_regimes(cfg: ExperimentConfig, style_dir: Path | None) -> dict:
     kwargs = {}
     for regime in cfg["regimes"]:
         run_dir = out / "runs" / regime
+        sim = [str(f) for f in cfg["sim"]] if isinstance(cfg["sim"], (list, tuple)) else str(cfg["sim"])
+        on_the_fly = regime in ("style", "hybrid") and style_dir is None
         kwargs[regime] = {**dict(
-            data=str(cfg["sim"]), out=str(run_dir), val_fraction=cfg["val_fraction"], regime=regime,
-            style_data=str(style_dir) if regime in ("style", "hybrid") else None, mix=cfg["mix"],
+            data=sim, out=str(run_dir), val_fraction=cfg["val_fraction"], regime=regime,
+            style_data=str(style_dir) if regime in ("style", "hybrid") and style_dir is not None else None,
+            mix=cfg["mix"], translators=[str(cfg["translator"])] if on_the_fly and cfg["translator"] else None,
+            style_strength=tuple(cfg["style_strength"]), device=cfg["device"],
             epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
             seed=int(cfg["seed"]), resume=True, progress=False,
             num_threads=1 if jobs > 1 else None,
@@ -292,6 +306,17 @@ def write_report(results: dict, out: Path) -> dict:
         md.append(f"| {r} | {lab['O']['precision']:.3f} / {lab['O']['recall']:.3f} / **{lab['O']['f1']:.3f}** | "
                   f"{lab['O']['rmse_A']:.3f} | {lab['H']['f1']:.3f} | {clean['O']['f1']:.3f} | "
                   f"{clean['O']['rmse_A']:.3f} |")
+    if all("labelled_scans" in res for res in results["regimes"].values()):
+        md += ["", f"## Labelled experiment-style scans ({cfg['labelled']})", "",
+               "Top-layer O F1 (napari_afm_style.labelled_scans: 0.5 Å lateral, recall over the top 1.2 Å, "
+               "lower-layer O forgiven), mean over scans with its 95 % bootstrap interval, and the paired "
+               "95 % interval of the difference to pure and to handcrafted (positive: better).", "",
+               "| regime | O F1 [95 %] | Δ vs pure | Δ vs handcrafted |", "|---|---|---|---|"]
+        for r, res in results["regimes"].items():
+            ls = res["labelled_scans"]
+            dp, dh = ls.get("delta_vs_pure_ci95"), ls.get("delta_vs_handcrafted_ci95")
+            md.append(f"| {r} | **{ls['mean_f1']:.3f}** {_fmt_ci(ls['ci95'])} | "
+                      f"{_fmt_ci(dp) if dp else '—'} | {_fmt_ci(dh) if dh else '—'} |")
     md += ["", "![S_k and S_g of the predictions per regime against theory](order_histograms.png)", ""]
     (out / "results.md").write_text("\n".join(md) + "\n")
     _figure(results, out / "order_histograms.png")
@@ -349,23 +374,29 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     from .dataset import ShardSet
 
     for key in ("sim", "heldout"):
-        ShardSet(cfg[key])  # raises with the folder's name if it holds no training shards
+        ShardSet(list(cfg[key]) if isinstance(cfg[key], (list, tuple)) else cfg[key])  # raises naming the folder
     _scan_files(cfg["exp"], cfg["max_exp_scans"])
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     timing = {}
     # 1. forward-translated training and held-out sets
-    need_style = any(r in ("style", "hybrid") for r in cfg["regimes"])
-    style_dir = Path(cfg["style"]) if cfg["style"] else out / "sim_style"
+    # pre-translated training shards only when given; otherwise the style kinds are
+    # translated on the fly at a strength drawn per sample
+    style_dir = Path(cfg["style"]) if cfg["style"] else None
     heldout_style = Path(cfg["heldout_style"]) if cfg["heldout_style"] else out / "heldout_style"
     t0 = time.time()
-    for src, dst, needed in ((cfg["sim"], style_dir, need_style), (cfg["heldout"], heldout_style, True)):
-        if needed:
-            _log(f"forward translation {src} → {dst}")
-            translate_shards(src, dst, "forward", cfg["strength"], cfg["translator"], progress=cfg["progress"])
+    if not cfg["heldout_style"]:
+        _log(f"forward translation {cfg['heldout']} → {heldout_style}")
+        translate_shards(cfg["heldout"], heldout_style, "forward", cfg["strength"], cfg["translator"],
+                         progress=cfg["progress"])
     timing["translate_minutes"] = (time.time() - t0) / 60
+    labelled = None
+    if cfg["labelled"]:
+        from .labelled_scans import read_labelled_scans
+
+        labelled = read_labelled_scans(cfg["labelled"])
     # 2. training
-    tr = train_regimes(cfg, style_dir if need_style else None)
+    tr = train_regimes(cfg, style_dir)
     timing["train_minutes"] = tr["train_minutes"]
     # 3. evaluation with each regime's final weights
     t0 = time.time()
@@ -402,6 +433,14 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
         results["regimes"][regime] = {"weights": str(weights), "order": d, "atoms": atoms,
                                       "labelled_translated": lab["elements"], "labelled_clean": clean["elements"],
                                       "threshold": lab["threshold"]}
+        if labelled is not None:
+            from .labelled_scans import score_labelled_scans
+
+            results["regimes"][regime]["labelled_scans"] = score_labelled_scans(model, labelled, seed=int(cfg["seed"]))
+            _log(f"{regime}: labelled experiment-style scans, mean O F1 "
+                 f"{results['regimes'][regime]['labelled_scans']['mean_f1']:.3f}")
+    if labelled is not None:
+        _paired_labelled(results["regimes"], int(cfg["bootstrap"]), int(cfg["seed"]))
         n_heldout = clean["n_samples"]
     timing["evaluate_minutes"] = (time.time() - t0) / 60
     timing["total_minutes"] = (time.time() - t_start) / 60
@@ -419,6 +458,32 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     return results
 
 
+def paired_difference_ci(a, b, n_boot: int = 2000, seed: int = 0) -> list:
+    """95 % bootstrap interval (resampling scans) of mean(a) − mean(b) for per-scan scores
+    of two models on the same scans.
+
+    >>> lo, hi = paired_difference_ci([1.0, 0.9, 0.8], [1.0, 0.9, 0.8])
+    >>> (lo, hi)
+    (0.0, 0.0)
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if d.size == 0:
+        return [float("nan"), float("nan")]
+    idx = np.random.default_rng(seed).integers(0, len(d), (int(n_boot), len(d)))
+    return np.percentile(d[idx].mean(axis=1), [2.5, 97.5]).tolist()
+
+
+def _paired_labelled(regimes: dict, n_boot: int, seed: int) -> None:
+    for base in ("pure", "handcrafted"):
+        if base not in regimes:
+            continue
+        ref = regimes[base]["labelled_scans"]["per_scan"]
+        for r, res in regimes.items():
+            if r != base:
+                res["labelled_scans"][f"delta_vs_{base}_ci95"] = paired_difference_ci(
+                    res["labelled_scans"]["per_scan"], ref, n_boot, seed)
+
+
 def _cpu_count() -> int:
     import os
 
@@ -431,11 +496,19 @@ def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
     from .train_predictor import _parse_mix
 
     d = ExperimentConfig.DEFAULTS
-    p.add_argument("--sim", required=True, help="simulated training shards (`afm-style generate`)")
+    p.add_argument("--sim", required=True, nargs="+",
+                   help="simulated training shards (`afm-style generate`): one folder or several read as one set")
     p.add_argument("--heldout", required=True, help="held-out simulated shards (structures never trained on)")
     p.add_argument("--exp", required=True, help="folder of unlabelled experiment(-like) scans")
     p.add_argument("--out", required=True, help="experiment folder (checkpoints, models, results)")
-    p.add_argument("--style", help="forward-translated --sim shards (default: made in OUT/sim_style)")
+    p.add_argument("--style", help="forward-translated --sim shards (default: translate on the fly, "
+                                   "strength drawn per sample from --style-strength)")
+    p.add_argument("--style-strength", type=float, nargs=2, default=d["style_strength"], metavar=("MIN", "MAX"),
+                   help="on-the-fly forward-translation strength range of the style kinds")
+    p.add_argument("--labelled", default=None,
+                   help="folder of labelled experiment-style scans (atoms_Z, atoms_xyz) to score every regime "
+                        "on (validation only)")
+    p.add_argument("--device", default=d["device"], help="cpu, cuda or auto")
     p.add_argument("--heldout-style", help="forward-translated --heldout shards (default: made in OUT/heldout_style)")
     p.add_argument("--translator", help="translator weights (default: shipped)")
     p.add_argument("--strength", default=d["strength"], help="forward translation strength or 'recommended'")
@@ -444,7 +517,9 @@ def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--lr", type=float, default=d["lr"])
     p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--mix", type=_parse_mix, default=d["mix"], help="hybrid proportions, e.g. sim=0.34,handcrafted=0.33,style=0.33")
+    p.add_argument("--mix", type=_parse_mix, default=d["mix"],
+                   help="hybrid proportions of sim, handcrafted, style, style_handcrafted "
+                        "(default 0.25 each)")
     p.add_argument("--jobs", type=int, default=d["jobs"], help="regimes trained at once (1 torch thread each when > 1)")
     p.add_argument("--max-exp-scans", type=int, default=None)
     p.add_argument("--max-heldout", type=int, default=None)
@@ -457,7 +532,9 @@ def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
 
 def run_experiment_command(args) -> int:
     strength = args.strength if args.strength == "recommended" else float(args.strength)
-    cfg = ExperimentConfig(sim=args.sim, heldout=args.heldout, exp=args.exp, out=args.out, style=args.style,
+    cfg = ExperimentConfig(sim=args.sim[0] if len(args.sim) == 1 else list(args.sim), heldout=args.heldout,
+                           exp=args.exp, out=args.out, style=args.style,
+                           style_strength=tuple(args.style_strength), labelled=args.labelled, device=args.device,
                            heldout_style=args.heldout_style, translator=args.translator, strength=strength,
                            regimes=args.regimes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, mix=args.mix, jobs=args.jobs, max_exp_scans=args.max_exp_scans,
