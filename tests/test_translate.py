@@ -452,3 +452,17 @@ def test_frozen_forward_generator_stays_bit_identical(tmp_path):
     assert state["train_config"]["freeze_forward"] and state["train_config"]["exp_cycle_sigma_px"] == 2.0
     assert state["data"]["init_from"] == str(first)
     assert "forward generator frozen" in second.with_suffix(".md").read_text()
+
+
+def test_device_choice_is_checked_before_any_work():
+    import torch
+
+    from napari_afm_style._device import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="auto"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda:0")

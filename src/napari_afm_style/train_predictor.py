@@ -166,13 +166,12 @@ def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def _resolve_device(name: str) -> str:
-    import torch
+    from ._device import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    return name
+    try:
+        return resolve_device(name)
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
 
 
 def _save(path: Path, blob: dict) -> None:

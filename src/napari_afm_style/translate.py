@@ -383,11 +383,30 @@ def _residual_to_input(stack: AFMStack, canon: AFMStack, rec: dict, r: np.ndarra
     return (std_in * r_in).astype(np.float32), {"to_canonical": to_can, "back_to_input": back}
 
 
+_ON_DEVICE: dict = {}
+
+
+def _translator_on(tr: Translator, device: str) -> Translator:
+    """``tr`` with its generators on ``device`` (a cached copy; the CPU one stays as is)."""
+    from ._device import resolve_device
+
+    dev = resolve_device(device)
+    if dev == "cpu":
+        return tr
+    key = (id(tr), dev)
+    if key not in _ON_DEVICE:
+        moved = copy.copy(tr)
+        moved.forward_gen = copy.deepcopy(tr.forward_gen).to(dev)
+        moved.backward_gen = copy.deepcopy(tr.backward_gen).to(dev)
+        _ON_DEVICE[key] = moved
+    return _ON_DEVICE[key]
+
+
 def prepare_translations(stacks: list, direction: str = "backward", model=None,
-                         batch_size: int = 8) -> list[Translation]:
+                         batch_size: int = 8, device: str = "auto") -> list[Translation]:
     """:func:`prepare_translation` for many stacks, batching equal-shaped ones."""
     _check_direction(direction)
-    tr = load_translator(model)
+    tr = _translator_on(load_translator(model), device)
     prepared = [_canonical_input(s, tr.grid) for s in stacks]
     residuals: list = [None] * len(stacks)
     groups: dict = {}
@@ -407,7 +426,8 @@ def prepare_translations(stacks: list, direction: str = "backward", model=None,
     return out
 
 
-def prepare_translation(stack: AFMStack, direction: str = "backward", model=None) -> Translation:
+def prepare_translation(stack: AFMStack, direction: str = "backward", model=None,
+                        device: str = "auto") -> Translation:
     """Run the translator once on ``stack``; the result makes any strength quickly.
 
     Parameters
@@ -419,13 +439,16 @@ def prepare_translation(stack: AFMStack, direction: str = "backward", model=None
         "forward" simulated → experimental, "backward" experimental → simulated.
     model : None, path, Translator or CycleGAN
         None = the shipped default.
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        Where the generator runs ("auto": a GPU when torch sees one).
     """
     if not isinstance(stack, AFMStack):
         raise ValueError(f"translate needs an AFMStack, got {type(stack).__name__}; read files with io.read_stack")
-    return prepare_translations([stack], direction, model)[0]
+    return prepare_translations([stack], direction, model, device=device)[0]
 
 
-def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=None) -> AFMStack:
+def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=None,
+              device: str = "auto") -> AFMStack:
     """Style-translate ``stack``.
 
     Parameters
@@ -438,6 +461,8 @@ def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=
         "recommended" uses the strength the training chose on held-out data.
     model : None, path, Translator or CycleGAN
         None = the shipped default (``models/translator.pt``).
+    device : {"auto", "cpu", "cuda", "cuda:N"}
+        Where the generator runs ("auto": a GPU when torch sees one).
 
     Returns
     -------
@@ -448,7 +473,7 @@ def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=
     _check_direction(direction)
     if not isinstance(strength, str):
         _validate_strength(strength)  # fail before the network runs
-    return prepare_translation(stack, direction, model).at(strength)
+    return prepare_translation(stack, direction, model, device).at(strength)
 
 
 # -- shard folders ---------------------------------------------------------------------------
@@ -465,7 +490,7 @@ def _shard_complete(path: Path, n_expected: int) -> bool:
 
 
 def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, model=None,
-                     progress: bool = True, batch_size: int = 8) -> dict:
+                     progress: bool = True, batch_size: int = 8, device: str = "auto") -> dict:
     """Translate every ``df`` of a training-set folder into a new folder.
 
     All other arrays are copied unchanged (atoms stay the labels of the translated
@@ -512,7 +537,7 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
             for s in range(0, n, batch_size):
                 idx = range(s, min(s + batch_size, n))
                 stacks = [_shard_stack(arrays, i, {}) for i in idx]
-                for i, t in zip(idx, prepare_translations(stacks, direction, tr, batch_size)):
+                for i, t in zip(idx, prepare_translations(stacks, direction, tr, batch_size, device)):
                     df[i] = t.at(s_value).data
                 if bar is not None:
                     bar.update(len(idx))
@@ -550,6 +575,8 @@ def configure_translate_parser(p: argparse.ArgumentParser) -> None:
                    help="0…1 (0 = unchanged) or 'recommended' (the training's held-out choice); default 1")
     p.add_argument("--model", default=None, help="translator .pt or training folder (default: shipped weights)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="where the generator runs: auto (a GPU if torch sees one), "
+                                                    "cpu, cuda or cuda:N")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -562,12 +589,12 @@ def run_translate(args) -> int:
         raise FileNotFoundError(f"{src}: no such file or folder")
     if _is_shard_folder(src):
         summary = translate_shards(src, args.output, args.direction, args.strength, args.model,
-                                   progress=not args.no_progress, batch_size=args.batch_size)
+                                   progress=not args.no_progress, batch_size=args.batch_size, device=args.device)
         print(f"translated {summary['stacks']} stacks in {summary['shards_written']} shard(s) "
               f"({summary['shards_skipped']} already done) → {summary['out_dir']}")
         return 0
     stack = read_stack(src)
-    out = translate(stack, args.direction, args.strength, args.model)
+    out = translate(stack, args.direction, args.strength, args.model, args.device)
     path = write_stack(out, args.output)
     t = out.metadata["translation"]
     print(f"wrote {path} ({t['meaning']}, strength {t['strength']:g}, model {t['model']})")
