@@ -58,6 +58,10 @@ __all__ = [
 WEIGHTS_FORMAT = "napari-afm-style predictor weights"
 CHECKPOINT_FORMAT = "napari-afm-style predictor checkpoint"
 MODEL_PREFIX = "predictor_"
+#: the structure model used when none is named (API, CLI, GUI, demo): the shipped model with
+#: the best top-layer O F1 on labelled experiment-style scans (docs/experiment.md: 0.883,
+#: hybrid 0.869, style 0.865, pure 0.767)
+DEFAULT_MODEL = "handcrafted"
 #: Peaks below this probability are never candidates (they are noise of the sigmoid tail);
 #: thresholds below it trigger a fresh peak search.
 CANDIDATE_FLOOR = 0.05
@@ -138,7 +142,7 @@ def _resolve_model(model) -> tuple[Path, str]:
 _MODEL_CACHE: dict = {}
 
 
-def load_model(model="pure", device: str = "cpu") -> LoadedModel:
+def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     """Load (and cache) a predictor: a shipped name, a weights file, a training checkpoint
     or a checkpoint folder (its ``best.pt``, else ``last.pt``)."""
     import torch
@@ -461,7 +465,7 @@ def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.
     return total / len(views)
 
 
-def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, overlap_px: int = 32,
+def predict_maps(stack, model=DEFAULT_MODEL, device: str = "cpu", tile_px: int = 128, overlap_px: int = 32,
                  max_untiled_px: int = 192, test_time_augmentation: int | None = None) -> PredictionMaps:
     """Run the network on ``stack`` and return its probability maps with their frame.
 
@@ -529,7 +533,7 @@ def predict_maps(stack, model="pure", device: str = "cpu", tile_px: int = 128, o
                           loaded.threshold_for(n_views), info)
 
 
-def predict(stack, model="pure", threshold: float | None = None, device: str = "cpu",
+def predict(stack, model=DEFAULT_MODEL, threshold: float | None = None, device: str = "cpu",
             test_time_augmentation: int | None = None) -> Atoms:
     """Predict the atoms (O, H, …) seen in a Δf stack.
 
@@ -640,7 +644,7 @@ def pool_matches(results: list[dict]) -> dict:
 def configure_predict_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("stack", help="Δf stack file or folder (any supported format)")
     p.add_argument("-o", "--output", required=True, help="output geometry (.xyz, extended XYZ with confidence)")
-    p.add_argument("--model", default="pure",
+    p.add_argument("--model", default=DEFAULT_MODEL,
                    help="shipped model name (pure, handcrafted, style, hybrid) or a weights/checkpoint path")
     p.add_argument("--threshold", type=float, default=None,
                    help="minimum peak probability of an atom (default: the model's)")

@@ -16,12 +16,13 @@ class PredictWidget(StackJobWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Predict atoms", parent)
-        from ..predict import list_models
+        from ..predict import DEFAULT_MODEL, list_models
 
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
         self.model = QComboBox()
         self.model.addItems(list_models())
+        self.model.setCurrentText(DEFAULT_MODEL)  # the same default as the API, CLI and demo
         # mirrored/rotated views averaged (test-time augmentation); the model's calibrated
         # choice by default
         self.views = QComboBox()
