@@ -149,8 +149,11 @@ def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
 
     from .models.predictor import AtomPredictor, PredictorConfig
 
+    from ._device import resolve_device
+
     if isinstance(model, LoadedModel):
         return model
+    device = resolve_device(device)  # a GPU torch cannot see is refused here, with the choices
     path, name = _resolve_model(model)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))

@@ -118,6 +118,12 @@ def normalise_slices(data: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return (data - mean) / np.maximum(std, eps)
 
 
+#: largest side (canonical pixels) of a window that prediction and translation accept: 128 Å
+#: at 0.125 Å, ten times the molecular scans this project is for; larger ones must be cropped
+#: (the canonical stack of a 1024² window is 40 MB; of a 25 600² one, 26 GB)
+MAX_CANONICAL_PX = 1024
+
+
 def to_canonical(stack: AFMStack, grid: CanonicalGrid = DEFAULT_GRID, order: int = 1):
     """Adapt ``stack`` to ``grid``; returns ``(canonical_stack, record)``.
 
@@ -130,8 +136,9 @@ def to_canonical(stack: AFMStack, grid: CanonicalGrid = DEFAULT_GRID, order: int
     Raises
     ------
     ValueError
-        NaN/inf in the data, fewer than ``grid.min_heights`` slices, or an image too
-        small to hold a molecule (< 4 Å across).
+        NaN/inf in the data, fewer than ``grid.min_heights`` slices, an image too
+        small to hold a molecule (< 4 Å across), or one larger than
+        :data:`MAX_CANONICAL_PX` canonical pixels per side.
     """
     data = stack.data
     if not np.all(np.isfinite(data)):
@@ -149,6 +156,14 @@ def to_canonical(stack: AFMStack, grid: CanonicalGrid = DEFAULT_GRID, order: int
         raise ValueError(
             f"the scan window {stack.extent_A[0]:.2f} × {stack.extent_A[1]:.2f} Å is too small; "
             "at least 4 Å across is needed"
+        )
+    side_px = [int(round(e / grid.pixel_size_A)) for e in stack.extent_A]
+    if max(side_px) > MAX_CANONICAL_PX:
+        raise ValueError(
+            f"the scan window {stack.extent_A[0]:.1f} × {stack.extent_A[1]:.1f} Å would be "
+            f"{side_px[1]} × {side_px[0]} pixels of {grid.pixel_size_A} Å; at most {MAX_CANONICAL_PX} "
+            f"({MAX_CANONICAL_PX * grid.pixel_size_A:.0f} Å) per side are processed: crop the scan to the "
+            "region of interest (check the pixel size if the window looks too large)"
         )
     record: dict = {"step": "to_canonical", "grid": asdict(grid),
                     "input_shape": list(stack.shape), "input_pixel_size_A": stack.pixel_size_A,

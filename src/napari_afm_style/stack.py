@@ -46,10 +46,31 @@ class StackError(ValueError):
     """Raised when stack data or parameters are physically or structurally invalid."""
 
 
+#: plausible ranges of the parameters of an NC-AFM Δf stack (inclusive); values outside
+#: are refused before any work, since they come from corrupt files or unit mix-ups
+PLAUSIBLE = {
+    "pixel_size_A": (1e-3, 10.0),     # 0.001 Å … 1 nm per pixel
+    "f0_Hz": (1.0, 1e8),
+    "k_N_per_m": (1e-3, 1e6),
+    "amplitude_A": (1e-3, 1e3),       # oscillation amplitudes of 0.001 Å … 100 nm
+    "abs_heights_A": 1e5,
+    "abs_df_Hz": 1e6,                  # a few Hz to a few hundred in practice
+}
+
+
 def _positive_finite(name: str, value: float) -> float:
-    value = float(value)
+    try:
+        if np.size(value) != 1:
+            raise TypeError
+        value = float(np.asarray(value).reshape(-1)[0])
+    except (TypeError, ValueError):
+        raise StackError(f"{name} must be a single number, got {value!r}") from None
     if not np.isfinite(value) or value <= 0:
         raise StackError(f"{name} must be a positive finite number, got {value!r}")
+    lo, hi = PLAUSIBLE.get(name, (0.0, np.inf))
+    if not lo <= value <= hi:
+        raise StackError(f"{name} = {value:g} is outside the plausible range [{lo:g}, {hi:g}]; "
+                         "check the file's units (is it corrupt?)")
     return value
 
 
@@ -109,6 +130,10 @@ class AFMStack:
         if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
             raise StackError(f"Δf data must be real numbers, got dtype {data.dtype}")
         self.data = np.ascontiguousarray(data, dtype=np.float32)
+        finite = self.data[np.isfinite(self.data)]
+        if finite.size and float(np.abs(finite).max()) > PLAUSIBLE["abs_df_Hz"]:
+            raise StackError(f"Δf values up to {float(np.abs(finite).max()):.3g} Hz are not plausible "
+                             f"(more than {PLAUSIBLE['abs_df_Hz']:g} Hz): wrong byte order or units?")
         heights = np.atleast_1d(np.asarray(self.heights_A, dtype=np.float64))
         if heights.shape != (data.shape[0],):
             raise StackError(
@@ -116,6 +141,8 @@ class AFMStack:
             )
         if not np.all(np.isfinite(heights)):
             raise StackError("heights_A contains NaN or infinite values")
+        if np.abs(heights).max() > PLAUSIBLE["abs_heights_A"]:
+            raise StackError(f"heights_A up to {np.abs(heights).max():.3g} Å are not plausible; check the units")
         if heights.size > 1 and not np.all(np.diff(heights) < 0):
             raise StackError(
                 "heights_A must decrease strictly with the index (index 0 is the farthest "

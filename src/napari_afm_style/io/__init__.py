@@ -11,7 +11,7 @@ import importlib
 import zipfile
 from pathlib import Path
 
-from ..stack import AFMStack
+from ..stack import AFMStack, StackError
 from ._atomic import FileFormatError
 from .npz import is_stack_npz, read_stack_npz, write_stack_npz
 from .xyz import read_atoms, write_atoms
@@ -78,9 +78,20 @@ def read_stack(path) -> AFMStack:
             "not a Δf stack in a supported format (.npz from this project or ppafm, Nanonis "
             ".sxm file or folder, Gwyddion .gwy, multi-page .tif/.tiff, ppafm .xsf)",
         )
-    if fmt == "npz":
-        return read_stack_npz(path)
-    return importlib.import_module(dict(STACK_FORMATS)[fmt], __name__).read(path)
+    try:
+        if fmt == "npz":
+            return read_stack_npz(path)
+        return importlib.import_module(dict(STACK_FORMATS)[fmt], __name__).read(path)
+    except (FileFormatError, FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except StackError as e:
+        raise FileFormatError(path, str(e)) from e
+    except MemoryError as e:
+        raise FileFormatError(path, "declares more data than fits in memory: the file is corrupt or "
+                                    "not a Δf stack") from e
+    except Exception as e:  # a damaged file must never escape as a parser's own exception
+        raise FileFormatError(path, f"cannot be read as a {fmt} stack ({type(e).__name__}: {e}); "
+                                    "the file may be damaged or truncated") from e
 
 
 def write_stack(stack: AFMStack, path) -> Path:

@@ -89,10 +89,86 @@ def _load(path: Path):
             path, f"truncated Gwyddion file: the top-level object declares {size} bytes but "
             f"only {len(buf) - nul - 5} follow"
         )
+    # gwyfile trusts every terminator and count: a string without its NUL, or a huge count,
+    # makes it loop (practically) forever, so the structure is checked first
+    problem = _structure_problem(buf, 4)
+    if problem:
+        raise FileFormatError(path, f"damaged Gwyddion file: {problem}")
     try:
         return gwyfile.objects.GwyObject.frombuffer(buf[4:])
     except Exception as e:  # gwyfile raises assorted errors on damaged data
         raise FileFormatError(path, f"cannot parse the Gwyddion file ({type(e).__name__}: {e})") from e
+
+
+_FIXED = {"b": 1, "c": 1, "i": 4, "q": 8, "d": 8}
+_ARRAY_ITEM = {"C": 1, "I": 4, "Q": 8, "D": 8}
+_MAX_DEPTH = 64
+
+
+def _cstring_end(buf: bytes, pos: int, end: int) -> int:
+    """Index just after the NUL that ends the string at ``pos``, or -1 if none before ``end``."""
+    nul = buf.find(b"\0", pos, end)
+    return -1 if nul < 0 else nul + 1
+
+
+def _structure_problem(buf: bytes, pos: int, end: int | None = None, depth: int = 0) -> str | None:
+    """Walk a serialised GwyObject at ``pos`` without building it; return what is wrong
+    (a missing terminator, a size or count past the end, an unknown type), or None.
+    Every step advances, so the walk ends in time linear in the file size."""
+    end = len(buf) if end is None else end
+    if depth > _MAX_DEPTH:
+        return "objects nested too deeply"
+    after_name = _cstring_end(buf, pos, end)
+    if after_name < 0 or after_name + 4 > end:
+        return f"object name without its terminator at byte {pos}"
+    (size,) = struct.unpack("<I", buf[after_name:after_name + 4])
+    p, stop = after_name + 4, after_name + 4 + size
+    if stop > end:
+        return f"object at byte {pos} declares {size} bytes, past the end of its container"
+    while p < stop:
+        q = _cstring_end(buf, p, stop)
+        if q < 0 or q >= stop:
+            return f"component name without its terminator at byte {p}"
+        t, q = chr(buf[q]), q + 1
+        if t in _FIXED:
+            q += _FIXED[t]
+        elif t == "s":
+            q = _cstring_end(buf, q, stop)
+            if q < 0:
+                return f"string without its terminator at byte {p}"
+        elif t == "o":
+            problem = _structure_problem(buf, q, stop, depth + 1)
+            if problem:
+                return problem
+            n_end = _cstring_end(buf, q, stop)
+            q = n_end + 4 + struct.unpack("<I", buf[n_end:n_end + 4])[0]
+        elif t in _ARRAY_ITEM or t in "SO":
+            if q + 4 > stop:
+                return f"array count past the end at byte {q}"
+            (count,) = struct.unpack("<I", buf[q:q + 4])
+            q += 4
+            if t in _ARRAY_ITEM:
+                q += count * _ARRAY_ITEM[t]
+            elif count > stop - q:  # every item takes at least one byte
+                return f"array of {count} items at byte {q} cannot fit in the file"
+            else:
+                for _ in range(count):
+                    if t == "S":
+                        q = _cstring_end(buf, q, stop)
+                        if q < 0:
+                            return f"string without its terminator in an array at byte {p}"
+                    else:
+                        problem = _structure_problem(buf, q, stop, depth + 1)
+                        if problem:
+                            return problem
+                        n_end = _cstring_end(buf, q, stop)
+                        q = n_end + 4 + struct.unpack("<I", buf[n_end:n_end + 4])[0]
+        else:
+            return f"unknown component type {t!r} at byte {p}"
+        if q > stop:
+            return f"component at byte {p} runs past the end of its object"
+        p = q
+    return None
 
 
 def _unit(obj) -> str | None:

@@ -39,9 +39,44 @@ def is_stack_npz(path) -> bool:
     return keys is not None and "df" in keys and "heights_A" in keys
 
 
+def _check_member_sizes(path: Path) -> None:
+    """Refuse members whose .npy header declares more data than the member holds (a
+    corrupt header would otherwise make NumPy allocate it: 1e5³ floats are 3.5 PiB)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    shape, _, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
+                                       else np.lib.format.read_array_header_2_0(fh))
+                    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if declared > info.file_size:
+                        raise FileFormatError(path, f"array {info.filename[:-4]!r} declares {declared} bytes "
+                                                    f"(shape {shape}) but holds {info.file_size}: corrupt header")
+    except FileFormatError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        raise FileFormatError(path, f"cannot read the .npz archive ({type(e).__name__}: {e}); is it truncated?") from e
+
+
+def _json_dict(path: Path, arrays: dict, key: str) -> dict | None:
+    if key not in arrays:
+        return None
+    try:
+        value = json.loads(str(arrays[key]))
+    except ValueError as e:
+        raise FileFormatError(path, f"{key} is not valid JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise FileFormatError(path, f"{key} must hold a JSON object, got {type(value).__name__}")
+    return value
+
+
 def read_stack_npz(path) -> AFMStack:
     """Read a stack written by :func:`write_stack_npz` (or an experiment-like scan)."""
     path = Path(path)
+    _check_member_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in REQUIRED if k not in z.files]
@@ -50,16 +85,20 @@ def read_stack_npz(path) -> AFMStack:
             arrays = {k: z[k] for k in z.files}
     except FileFormatError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
-        raise FileFormatError(path, f"cannot read the .npz archive ({e}); is it truncated?") from e
-    units = json.loads(str(arrays["units_json"])) if "units_json" in arrays else dict(UNITS)
+    except Exception as e:  # zlib.error, tokenize errors of a damaged header, ...
+        raise FileFormatError(path, f"cannot read the .npz archive ({type(e).__name__}: {e}); "
+                                    "is it truncated or damaged?") from e
+    units = _json_dict(path, arrays, "units_json") or dict(UNITS)
     if units.get("data", "Hz") not in ("Hz", "normalised"):
         raise FileFormatError(path, f"unsupported Δf unit {units.get('data')!r}")
     if units.get("heights_A", "angstrom") != "angstrom":
         raise FileFormatError(path, f"heights must be in angstrom, file says {units['heights_A']!r}")
-    meta = json.loads(str(arrays["metadata_json"])) if "metadata_json" in arrays else {}
+    meta = _json_dict(path, arrays, "metadata_json") or {}
     meta.setdefault("source_file", str(path))
     meta.setdefault("source_format", "npz")
+    for key in ("pixel_size_A", "f0_Hz", "k_N_per_m", "amplitude_A"):
+        if key in arrays and np.size(arrays[key]) != 1:
+            raise FileFormatError(path, f"{key} must be a single number, got an array of shape {np.shape(arrays[key])}")
     try:
         return AFMStack(
             data=arrays["df"],
@@ -71,7 +110,7 @@ def read_stack_npz(path) -> AFMStack:
             amplitude_A=float(arrays.get("amplitude_A", 1.0)),
             metadata=meta,
         )
-    except StackError as e:
+    except (StackError, TypeError, ValueError) as e:
         raise FileFormatError(path, str(e)) from e
 
 

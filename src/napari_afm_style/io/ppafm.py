@@ -140,7 +140,7 @@ def read_xsf_grid(path) -> tuple[np.ndarray, np.ndarray, str]:
         raise FileFormatError(path, f"malformed XSF data grid header or values ({e})") from e
     if len(counts) != 3 or min(counts) < 1:
         raise FileFormatError(path, f"bad XSF grid point counts {counts}")
-    n_xsf = int(np.prod(counts))
+    n_xsf = counts[0] * counts[1] * counts[2]  # Python ints: no overflow for absurd counts
     if values.size != n_xsf:
         raise FileFormatError(
             path, f"XSF grid {counts[0]} × {counts[1]} × {counts[2]} needs {n_xsf} values, the "

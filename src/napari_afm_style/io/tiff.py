@@ -24,6 +24,8 @@ Rows are kept as stored (row 0 first), as for every format.
 
 from __future__ import annotations
 
+import logging
+
 import json
 from pathlib import Path
 
@@ -121,6 +123,41 @@ def _pages(path: Path, tif) -> np.ndarray:
     return data
 
 
+class _Complaints(logging.Handler):
+    """Collects what tifffile logs while reading: it reports a broken page chain (a
+    truncated file) by logging and returning the pages it could read."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _check_complete(path: Path, tif, data: np.ndarray, ij, ours, complaints: list) -> None:
+    """Refuse a stack with fewer pages than the file declares, or whose page data lie
+    past the end of the file (a truncated download or copy)."""
+    size = path.stat().st_size
+    for i, page in enumerate(tif.pages):
+        for off, count in zip(getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())):
+            if off + count > size:
+                raise FileFormatError(path, f"page {i + 1} needs bytes up to {off + count} but the file has "
+                                            f"{size}: truncated")
+    broken = [m for m in complaints if "invalid" in m or "corrupt" in m or "truncat" in m]
+    if broken:
+        raise FileFormatError(path, f"the page chain is broken ({broken[0]}); the file is truncated or "
+                                    f"damaged, and only {data.shape[0]} page(s) could be read")
+    declared = None
+    if ij and ij.get("images"):
+        declared = int(ij["images"])
+    elif ours and ours.get("heights_A") is not None:
+        declared = len(ours["heights_A"])
+    if declared is not None and declared != data.shape[0]:
+        raise FileFormatError(path, f"the file declares {declared} pages but {data.shape[0]} could be read: "
+                                    "truncated or damaged")
+
+
 def read(path) -> AFMStack:
     """Read a multi-page TIFF Δf stack (see the module docstring for the metadata used).
 
@@ -133,6 +170,9 @@ def read(path) -> AFMStack:
     import tifffile
 
     path = Path(path)
+    complaints = _Complaints()
+    log = logging.getLogger("tifffile")
+    log.addHandler(complaints)
     try:
         with tifffile.TiffFile(path) as tif:
             first = tif.pages[0]
@@ -143,12 +183,15 @@ def read(path) -> AFMStack:
             runit = first.tags.get("ResolutionUnit")
             runit = int(runit.value) if runit is not None else 2
             data = _pages(path, tif)
+            _check_complete(path, tif, data, ij, ours, complaints.messages)
     except FileFormatError:
         raise
     except Exception as e:  # tifffile/numpy raise assorted errors on damaged files
         raise FileFormatError(
             path, f"cannot read the TIFF ({type(e).__name__}: {e}); is it truncated?"
         ) from e
+    finally:
+        log.removeHandler(complaints)
 
     if ours is not None:
         return _from_ours(path, data, ours)

@@ -66,6 +66,12 @@ def _read_plain_xyz(path: Path, lines: list[str]) -> Atoms:
         n = int(lines[0].split()[0])
     except (IndexError, ValueError) as e:
         raise FileFormatError(path, "first line must be the number of atoms") from e
+    if n < 0:
+        raise FileFormatError(path, f"the atom count on the first line is negative ({n})")
+    extra = [ln for ln in lines[2 + n:] if ln.strip()]
+    if extra:
+        raise FileFormatError(path, f"header says {n} atoms but {n + len(extra)} atom lines follow; "
+                                    "fix the count on the first line")
     body = [ln for ln in lines[2 : 2 + n]]
     if len(body) < n or any(not ln.strip() for ln in body):
         raise FileFormatError(path, f"header says {n} atoms but only {len([b for b in body if b.strip()])} atom lines follow (truncated?)")
@@ -81,6 +87,8 @@ def _read_plain_xyz(path: Path, lines: list[str]) -> Atoms:
             q = float(parts[4]) if len(parts) > 4 else 0.0
         except ValueError as e:
             raise FileFormatError(path, f"cannot parse atom line {i + 3}: {ln.strip()!r}") from e
+        if not 1 <= z < len(chemical_symbols):
+            raise FileFormatError(path, f"atom line {i + 3}: atomic number {z} is not an element (1–{len(chemical_symbols) - 1})")
         numbers.append(z)
         positions.append(xyz)
         charges.append(q)
@@ -93,6 +101,13 @@ def _read_plain_xyz(path: Path, lines: list[str]) -> Atoms:
     if scan:
         atoms.info["ppafm_scan"] = scan
     atoms.info["comment"] = lines[1].strip() if len(lines) > 1 else ""
+    return atoms
+
+
+def _check_elements(path: Path, atoms: Atoms) -> Atoms:
+    bad = [int(z) for z in atoms.numbers if not 1 <= int(z) < len(chemical_symbols)]
+    if bad:
+        raise FileFormatError(path, f"atomic number(s) {sorted(set(bad))} are not elements")
     return atoms
 
 
@@ -118,16 +133,18 @@ def read_atoms(path) -> Atoms:
             import ase.io
 
             try:
-                return ase.io.read(path, format="extxyz", index=-1)
+                atoms = ase.io.read(path, format="extxyz", index=-1)
             except Exception as e:  # ASE raises assorted errors on broken files
                 raise FileFormatError(path, f"broken extended XYZ: {e}") from e
+            return _check_elements(path, atoms)
         return _read_plain_xyz(path, lines)
     import ase.io
 
     try:
-        return ase.io.read(path)
+        atoms = ase.io.read(path)
     except Exception as e:
         raise FileFormatError(path, f"ASE cannot read this geometry: {e}") from e
+    return _check_elements(path, atoms)
 
 
 def write_atoms(atoms: Atoms, path) -> Path:
