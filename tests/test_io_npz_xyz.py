@@ -97,3 +97,40 @@ def test_truncated_xyz_is_reported(tmp_path):
     path.write_text("\n".join(PPAFM_XYZ.splitlines()[:3]) + "\n")
     with pytest.raises(FileFormatError, match="cut.xyz.*3 atoms"):
         read_atoms(path)
+
+
+def test_a_killed_writer_leaves_the_old_file_and_its_orphan_is_removed_by_the_next_write(tmp_path):
+    """kill -9 in the middle of a write: the target keeps its old content; the temporary
+    file the dead writer left is removed by the next write to the same file."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from napari_afm_style.io import read_stack, write_stack
+    from napari_afm_style.stack import AFMStack
+
+    target = tmp_path / "scan.npz"
+    old = AFMStack(np.zeros((2, 8, 8), np.float32), [1.1, 1.0], 0.125, (0, 0))
+    write_stack(old, target)
+    before = target.read_bytes()
+    code = (
+        "import sys, time, numpy as np\n"
+        "from napari_afm_style.io._atomic import atomic_path\n"
+        f"with atomic_path({str(target)!r}) as tmp:\n"
+        "    open(tmp, 'wb').write(b'partial data')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    orphans = [p for p in tmp_path.iterdir() if p.name.startswith(".scan.npz.")]
+    assert len(orphans) == 1 and target.read_bytes() == before  # the old file is intact
+    time.sleep(0.01)
+    new = AFMStack(np.ones((2, 8, 8), np.float32), [1.1, 1.0], 0.125, (0, 0))
+    write_stack(new, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["scan.npz"]  # orphan gone, nothing else left
+    assert read_stack(target).data.max() == 1.0

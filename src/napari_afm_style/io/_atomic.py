@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_overwrite", "FileFormatError"]
+__all__ = ["atomic_path", "check_overwrite", "remove_orphans", "FileFormatError"]
 
 
 class FileFormatError(ValueError):
@@ -35,15 +35,57 @@ def check_overwrite(path: Path, is_same_type) -> None:
         )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_orphans(path) -> list[Path]:
+    """Delete the temporary files that writers of ``path`` left when they were killed
+    (``.NAME.PID.XXXX.SUFFIX`` whose process no longer runs); returns what was removed."""
+    path = Path(path)
+    removed = []
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{path.name}.*"):
+            parts = tmp.name[len(path.name) + 2:].split(".")
+            if len(parts) >= 2 and parts[0].isdigit() and not _alive(int(parts[0])):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed.append(tmp)
+    return removed
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
-    A crash or an exception while writing leaves any existing file untouched.
+    A crash or an exception while writing leaves any existing file untouched; the data
+    and the rename are flushed to disk (fsync of the file and of its folder) before the
+    context ends, and temporaries left by killed writers of the same file are removed
+    first (:func:`remove_orphans`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
+    remove_orphans(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix or path.suffix,
+                                   dir=path.parent)
+    except PermissionError as e:
+        raise PermissionError(f"{path}: cannot write in {path.parent} (permission denied)") from e
     os.close(fd)
     # mkstemp makes the file private (0600); give it the mode a normal write would
     if path.exists():
@@ -55,7 +97,10 @@ def atomic_path(path, suffix: str | None = None):
     try:
         yield Path(tmp)
         os.chmod(tmp, mode)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
