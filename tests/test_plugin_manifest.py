@@ -37,9 +37,16 @@ def test_package_manifest_is_the_top_level_one():
 
 @pytest.mark.slow
 def test_wheel_contains_manifest_and_entry_point(tmp_path):
+    import hashlib
+    import shutil
+
+    # build from a copy, so that nothing (build/, *.egg-info) is written into the source tree
+    src = tmp_path / "source"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info",
+                                                              "__pycache__", ".pytest_cache", ".whl", "demo_output"))
     out = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
+         "-w", str(tmp_path), str(src)],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr
@@ -53,3 +60,11 @@ def test_wheel_contains_manifest_and_entry_point(tmp_path):
     assert "[napari.manifest]" in ep and "napari_afm_style:napari.yaml" in ep
     assert "afm-style = napari_afm_style.cli:main" in ep
     assert any(n.startswith("napari_afm_style/data/sample_") for n in names)
+    # every shipped weights file and its card, byte for byte
+    models = ROOT / "src" / "napari_afm_style" / "models"
+    shipped = sorted(p.name for p in models.iterdir() if p.suffix in (".pt", ".md"))
+    assert len([n for n in shipped if n.endswith(".pt")]) >= 6
+    with zipfile.ZipFile(wheel) as z:
+        for name in shipped:
+            data = z.read(f"napari_afm_style/models/{name}")
+            assert hashlib.sha256(data).digest() == hashlib.sha256((models / name).read_bytes()).digest(), name
