@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         from . import __version__
 
-        print(__version__)
+        print(f"afm-style (napari-afm-style) {__version__}")
         return 0
     if not args.command:
         parser.print_help()

@@ -1,0 +1,60 @@
+"""Every headless `afm-style` subcommand that no other test file drives, run as a user would."""
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_afm_style import __version__
+from napari_afm_style._sample_data import EXP_STACK, data_path
+from napari_afm_style.cli import main
+from napari_afm_style.io import read_stack
+
+
+def test_version_names_the_program(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"afm-style (napari-afm-style) {__version__}"
+
+
+def test_info_prints_the_parameters_with_units(capsys):
+    assert main(["info", str(data_path(EXP_STACK))]) == 0
+    out = capsys.readouterr().out
+    assert "10 × 128 × 128" in out and "0.125 Å" in out and "relative" in out and "Hz" in out
+
+
+def test_info_on_a_foreign_file_is_a_clean_error(tmp_path, capsys):
+    f = tmp_path / "notes.npz"
+    f.write_bytes(b"not a zip at all")
+    assert main(["info", str(f)]) != 0
+    err = capsys.readouterr().err
+    assert "notes.npz" in err and "Traceback" not in err
+
+
+def test_convert_tiff_to_npz_with_a_height_offset(tmp_path, capsys):
+    from napari_afm_style.io.tiff import write_stack_tiff
+
+    scan = read_stack(data_path(EXP_STACK))
+    tif = write_stack_tiff(scan, tmp_path / "scan.tif")
+    out = tmp_path / "scan.npz"
+    assert main(["convert", str(tif), "-o", str(out), "--height-offset", "5.5"]) == 0
+    got = read_stack(out)
+    np.testing.assert_allclose(got.heights_A, scan.heights_A + 5.5)
+    np.testing.assert_array_equal(got.data, scan.data)
+    assert got.pixel_size_A == scan.pixel_size_A
+
+
+def test_demo_writes_every_output_and_predicts_on_the_raw_scan(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"] == "handcrafted" and summary["translation_strength"] == 0.0
+    assert summary["atoms_found"]["O"] >= 10
+    for name in ("predicted.xyz", "resimulated.npz", "pipeline.png", "summary.json"):
+        assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("args", [["predict"], ["translate", "x.npz"], ["generate"]])
+def test_usage_errors_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
