@@ -58,3 +58,11 @@ def test_usage_errors_exit_2(args, capsys):
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 2
+
+
+def test_convert_to_an_existing_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert main(["convert", str(data_path(EXP_STACK)), "-o", str(folder)]) != 0
+    assert "is a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out.npz").exists()

@@ -117,6 +117,8 @@ def read_stack_npz(path) -> AFMStack:
 def write_stack_npz(stack: AFMStack, path) -> Path:
     """Write ``stack`` atomically; refuses to overwrite a file that is not a stack .npz."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name to write to, e.g. {path / 'stack.npz'}")
     if path.suffix.lower() != ".npz":
         path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
     check_overwrite(path, is_stack_npz)
