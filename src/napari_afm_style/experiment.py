@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io._atomic import write_json_atomic, write_text_atomic
+
 __all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances", "read_scans",
            "paired_difference_ci",
            "configure_experiment_parser", "run_experiment_command"]
@@ -318,7 +320,7 @@ def write_report(results: dict, out: Path) -> dict:
             md.append(f"| {r} | **{ls['mean_f1']:.3f}** {_fmt_ci(ls['ci95'])} | "
                       f"{_fmt_ci(dp) if dp else '—'} | {_fmt_ci(dh) if dh else '—'} |")
     md += ["", "![S_k and S_g of the predictions per regime against theory](order_histograms.png)", ""]
-    (out / "results.md").write_text("\n".join(md) + "\n")
+    write_text_atomic(out / "results.md", "\n".join(md) + "\n")
     _figure(results, out / "order_histograms.png")
     return {"csv": str(out / "results.csv"), "md": str(out / "results.md"), "figure": str(out / "order_histograms.png")}
 
@@ -452,7 +454,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
         "timing": timing, "n_exp_scans": len(scans), "exp_files": [p.name for p in files],
         "n_heldout": n_heldout, "reference": "theory",
     })
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    write_json_atomic(out / "results.json", results, indent=1, default=float)
     results["files"] = write_report(results, out)
     _log(f"done in {timing['total_minutes']:.1f} min: {results['files']['md']}")
     return results

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io._atomic import write_json_atomic
+
 __all__ = ["GenerationConfig", "generate_dataset", "make_sample", "sample_setup", "load_shards", "shard_path"]
 
 ADSORBATE = ("H", "O")
@@ -274,7 +276,7 @@ def _check_or_write_manifest(config: GenerationConfig, out: Path) -> None:
             )
         return
     out.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps(info, indent=2))
+    write_json_atomic(manifest, info, indent=2)
 
 
 def generate_dataset(out_dir, config: GenerationConfig, workers: int = 1,

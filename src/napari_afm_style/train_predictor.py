@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from ._plain import plain
+from .io._atomic import write_json_atomic
 from .resample import normalise_slices
 
 __all__ = ["TrainConfig", "train", "export_model", "heatmap_loss", "evaluate",
@@ -527,7 +528,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         print(f"initialised from {src.source}{how}" + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""),
               file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    write_json_atomic(out / "train_config.json", cfg.to_dict(), indent=1)
     first_key = f"{mcfg.elements[0]}_f1"
     steps = data.steps_per_epoch()
     total_steps = steps * cfg.epochs
@@ -548,7 +549,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         }
 
     def write_history():
-        (out / "history.json").write_text(json.dumps(plain(history), indent=1))
+        write_json_atomic(out / "history.json", plain(history), indent=1)
 
     val_examples = None
     stop_reason = None

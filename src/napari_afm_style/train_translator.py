@@ -885,10 +885,9 @@ def _choose_threads(requested: int | None) -> int:
 
 
 def _write_json(path: Path, obj) -> None:
-    from .io._atomic import atomic_path
+    from .io._atomic import write_json_atomic
 
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+    write_json_atomic(path, obj, indent=2)
 
 
 def run_train_translator(args) -> int:

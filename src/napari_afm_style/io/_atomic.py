@@ -7,7 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_path", "check_overwrite", "remove_orphans", "FileFormatError"]
+__all__ = ["atomic_path", "check_overwrite", "remove_orphans", "write_text_atomic", "write_json_atomic",
+           "FileFormatError"]
 
 
 class FileFormatError(ValueError):
@@ -105,3 +106,19 @@ def atomic_path(path, suffix: str | None = None):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old or the new file, never
+    half of one (bookkeeping that a resumed run trusts: histories, manifests, results)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json_atomic(path, obj, **dumps_kw) -> Path:
+    """:func:`write_text_atomic` of ``json.dumps(obj, **dumps_kw)``."""
+    import json
+
+    return write_text_atomic(path, json.dumps(obj, **dumps_kw))
