@@ -519,3 +519,16 @@ def test_init_from_a_narrower_model_widens_it(shards, tmp_path, capsys):
     for k, v in wide["model_state"].items():
         if "running" not in k and "num_batches" not in k:
             torch.testing.assert_close(v, expected[k], atol=1e-6, rtol=0)
+
+
+def test_resume_refuses_data_that_changed_under_the_same_folder(shards, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shards, data)
+    train(_cfg(data, tmp_path / "run", epochs=2, max_steps=2))
+    # one more shard appears under the same name (a generation that went on)
+    write_shards(tmp_path / "more", 8, seed=5)
+    shutil.copy(tmp_path / "more" / "shard_00000.npz", data / "shard_00099.npz")
+    with pytest.raises(ValueError, match="training data changed"):
+        train(_cfg(data, tmp_path / "run", epochs=2, resume=True))

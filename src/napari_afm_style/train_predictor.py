@@ -418,6 +418,24 @@ def _format_val(v: dict, elements) -> str:
 
 # -- the loop --------------------------------------------------------------------------------
 
+def _check_same_data(out: Path, stored: dict, now: dict) -> None:
+    """Refuse to resume a run on data that changed under the same folder names: the
+    epoch plans and the validation split would silently mean other samples."""
+    fields = ("folder", "folders", "n_samples", "n_shards", "generation")
+
+    def key(p):
+        return {k: p.get(k) for k in fields} if isinstance(p, dict) else p
+
+    def brief(p):
+        return {k: p.get(k) for k in ("folder", "folders", "n_samples")} if isinstance(p, dict) else p
+
+    changed = [n for n in ("data", "style_data", "val_data") if key(stored.get(n)) != key(now.get(n))]
+    if changed:
+        detail = "; ".join(f"{n}: {brief(stored.get(n))} → {brief(now.get(n))}" for n in changed)
+        raise ValueError(f"{out}: the training data changed since this run's checkpoint ({detail}); resume it "
+                         "with the data it was started on, or start a new run in another --out")
+
+
 def _merge_resume(stored: dict, cfg: TrainConfig) -> TrainConfig:
     """Keep the stored run's definition; take only run-control settings from ``cfg``."""
     control = ("epochs", "device", "max_minutes", "resume", "max_steps", "num_threads", "progress",
@@ -535,6 +553,8 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
     t0 = time.monotonic()
     start_step = global_step
     provenance = data.provenance()
+    if ckpt and ckpt.get("data"):
+        _check_same_data(out, ckpt["data"], plain(provenance))
 
     def state(complete_epoch: bool) -> dict:
         return {
