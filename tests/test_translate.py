@@ -466,3 +466,29 @@ def test_device_choice_is_checked_before_any_work():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda:0")
+
+
+def test_bad_api_arguments_fail_before_any_network_pass(tmp_path):
+    from napari_afm_style import translate as tmod
+    from napari_afm_style._sample_data import EXP_STACK, data_path
+    from napari_afm_style.io import read_stack
+    from napari_afm_style.predict import predict
+
+    stack = read_stack(data_path(EXP_STACK))
+    with pytest.raises(ValueError, match="direction"):
+        tmod.translate(stack, ["forward"])
+    with pytest.raises(ValueError, match="threshold"):
+        predict(stack, threshold=1.5)
+    blob = torch.load(tmod.default_translator_path(), weights_only=True)
+    bad = tmp_path / "no_state.pt"
+    torch.save({"format": "napari-afm-style predictor weights", "model_config": {}}, bad)
+    from napari_afm_style.predict import load_model
+
+    with pytest.raises(ValueError, match="no_state.pt"):
+        load_model(bad)
+    # the translator cache stays bounded however many files are opened
+    for i in range(tmod._CACHE_SIZE + 3):
+        copy = tmp_path / f"tr_{i}.pt"
+        torch.save(blob, copy)
+        tmod.load_translator(copy)
+    assert len(tmod._CACHE) <= tmod._CACHE_SIZE

@@ -164,6 +164,11 @@ def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     except Exception as e:  # torch raises assorted errors for foreign files
         raise ValueError(f"{path}: not a predictor weights or checkpoint file ({e})") from e
     fmt = blob.get("format") if isinstance(blob, dict) else None
+    missing = [k for k in (("state_dict",) if fmt == WEIGHTS_FORMAT else ("model_state",) if fmt == CHECKPOINT_FORMAT
+                           else ()) + ("model_config",) if k not in blob]
+    if fmt in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT) and missing:
+        raise ValueError(f"{path}: predictor file without {', '.join(missing)}; it is damaged or was not "
+                         "written by this project")
     if fmt == WEIGHTS_FORMAT:
         state = blob["state_dict"]
         threshold = blob.get("default_threshold")
@@ -563,6 +568,13 @@ def predict(stack, model=DEFAULT_MODEL, threshold: float | None = None, device: 
         ``atoms.arrays["confidence"]`` (peak probability), and ``atoms.info`` with the
         model, threshold, frame and preprocessing (JSON-able).
     """
+    if threshold is not None:  # fail before the network runs
+        try:
+            t = float(threshold)
+        except (TypeError, ValueError):
+            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}") from None
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(f"threshold must be a probability in [0, 1], got {t}")
     return predict_maps(stack, model, device, test_time_augmentation=test_time_augmentation).atoms(threshold)
 
 

@@ -66,7 +66,7 @@ class TranslatorNotAvailable(FileNotFoundError):
 
 
 def _check_direction(direction: str) -> str:
-    if direction not in DIRECTIONS:
+    if not isinstance(direction, str) or direction not in DIRECTIONS:
         raise ValueError(
             f"direction must be 'forward' (simulated → experimental) or 'backward' "
             f"(experimental → simulated), got {direction!r}"
@@ -156,6 +156,8 @@ def default_translator_path():
 
 
 _CACHE: dict = {}
+#: translators kept loaded (about 3 MB each)
+_CACHE_SIZE = 4
 
 
 def load_translator(model=None) -> Translator:
@@ -239,6 +241,8 @@ def _load_file(path: Path, packaged: bool) -> Translator:
                     info={"format": fmt, "step": payload.get("step"), "finished": payload.get("finished"),
                           "heldout_ids": (payload.get("data") or {}).get("heldout_ids"),
                           "evaluation": payload.get("evaluation")})
+    if len(_CACHE) >= _CACHE_SIZE:  # bounded: a GUI session may try many checkpoints
+        _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = tr
     return tr
 
