@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 from qtpy.QtWidgets import QComboBox
 
 
@@ -63,9 +65,14 @@ def _project_atoms(viewer, event=None):
         viewer.dims.margin_right = tuple(margins_r)
 
 
+#: viewers already connected (weakly held: our own state, not an attribute set on napari's
+#: Viewer, which napari deprecates)
+_PROJECTED = weakref.WeakSet()
+
+
 def keep_atoms_visible(viewer) -> None:
     """Draw atoms over the scan on every height slice, now and whenever layers change."""
-    if not getattr(viewer, "_afm_atoms_projected", False):
+    if viewer not in _PROJECTED:
         viewer.layers.events.inserted.connect(lambda e: _project_atoms(viewer, e))
-        viewer._afm_atoms_projected = True
+        _PROJECTED.add(viewer)
     _project_atoms(viewer)
