@@ -88,7 +88,7 @@ class TrainConfig:
     #: one), used when ``style_data`` is not given; one is drawn per sample
     translators: list | None = None
     #: forward-translation strength of on-the-fly style images, uniform in [min, max]
-    style_strength: tuple = (0.5, 1.0)
+    style_strength: tuple = (0.0, 1.0)
     #: None: :data:`DEFAULT_EPOCHS` for a new run, the stored run's own when resuming (its
     #: learning-rate schedule spans them)
     epochs: int | None = None
@@ -748,8 +748,9 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--translator", nargs="+", default=None, metavar="WEIGHTS",
                    help="forward translator(s) for on-the-fly style images, one drawn per sample "
                         "(default: the shipped one)")
-    p.add_argument("--style-strength", type=float, nargs=2, default=(0.5, 1.0), metavar=("MIN", "MAX"),
-                   help="forward-translation strength, uniform per sample (default 0.5 1.0)")
+    p.add_argument("--style-strength", type=float, nargs=2, default=(0.0, 1.0), metavar=("MIN", "MAX"),
+                   help="forward-translation strength, uniform per sample (default 0 1, the range that "
+                        "measured best: docs/experiment.md)")
     p.add_argument("--mix", type=_parse_mix, default={"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3},
                    help="hybrid proportions of sim, handcrafted, style and style_handcrafted (translated, "
                         "then perturbed), e.g. sim=0.25,handcrafted=0.25,style=0.25,style_handcrafted=0.25")
