@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from .io._atomic import write_json_atomic, write_text_atomic
+from .train_predictor import DEFAULT_MIX
 
 __all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances", "read_scans",
            "paired_difference_ci",
@@ -62,7 +63,7 @@ class ExperimentConfig(dict):
         "style": None, "heldout_style": None, "translator": None, "strength": "recommended",
         "style_strength": (0.0, 1.0), "labelled": None, "device": "cpu",
         "regimes": list(REGIMES), "epochs": 15, "batch_size": 16, "lr": 2e-3, "seed": 0,
-        "mix": {"sim": 0.25, "handcrafted": 0.25, "style": 0.25, "style_handcrafted": 0.25}, "jobs": 2,
+        "mix": dict(DEFAULT_MIX), "jobs": 2,
         "val_fraction": 0.1,
         "max_exp_scans": None, "max_heldout": None, "bootstrap": 1000, "progress": True,
         # further TrainConfig fields shared by every regime (e.g. {"model": {"base_channels": 24}})

@@ -66,6 +66,8 @@ REGIMES = ("pure", "handcrafted", "style", "hybrid")
 KINDS = ("sim", "handcrafted", "style", "style_handcrafted")
 #: kinds whose images are style-translated
 STYLE_KINDS = ("style", "style_handcrafted")
+#: hybrid proportions when none are given (the shipped hybrid's)
+DEFAULT_MIX = {"sim": 0.25, "handcrafted": 0.25, "style": 0.25, "style_handcrafted": 0.25}
 #: thresholds tried on validation data; the best one becomes the model's default
 THRESHOLDS = tuple(np.round(np.arange(0.1, 0.91, 0.05), 2).tolist())
 #: epochs of a new run when none are given
@@ -83,7 +85,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     regime: str = "pure"
     style_data: str | None = None
-    mix: dict = field(default_factory=lambda: {"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3})
+    mix: dict = field(default_factory=lambda: dict(DEFAULT_MIX))
     #: forward translators for on-the-fly style images (paths; None or [] = the shipped
     #: one), used when ``style_data`` is not given; one is drawn per sample
     translators: list | None = None
@@ -751,7 +753,7 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-strength", type=float, nargs=2, default=(0.0, 1.0), metavar=("MIN", "MAX"),
                    help="forward-translation strength, uniform per sample (default 0 1, the range that "
                         "measured best: docs/experiment.md)")
-    p.add_argument("--mix", type=_parse_mix, default={"sim": 1 / 3, "handcrafted": 1 / 3, "style": 1 / 3},
+    p.add_argument("--mix", type=_parse_mix, default=dict(DEFAULT_MIX),
                    help="hybrid proportions of sim, handcrafted, style and style_handcrafted (translated, "
                         "then perturbed), e.g. sim=0.25,handcrafted=0.25,style=0.25,style_handcrafted=0.25")
     p.add_argument("--epochs", type=int, default=None,
