@@ -66,3 +66,10 @@ def test_convert_to_an_existing_folder_is_refused(tmp_path, capsys):
     assert main(["convert", str(data_path(EXP_STACK)), "-o", str(folder)]) != 0
     assert "is a folder" in capsys.readouterr().err
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_output_into_a_missing_folder_is_refused_not_created(tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "scan.npz"
+    assert main(["convert", str(data_path(EXP_STACK)), "-o", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()

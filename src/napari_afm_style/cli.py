@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    output = getattr(args, "output", None)
+    if output and not Path(output).resolve().parent.is_dir():
+        # a typo in -o must not silently create a tree of folders
+        print(f"afm-style {args.command}: error: {output}: the folder {Path(output).parent} does not exist; "
+              "create it first", file=sys.stderr)
+        return 2
     mod = importlib.import_module(args._module)
     name = args.command.replace("-", "_")
     run = (getattr(mod, f"run_{name}_command", None) or getattr(mod, f"run_{name}", None)
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, FileExistsError, IsADirectoryError, RuntimeError) as e:
+    except (FileNotFoundError, ValueError, FileExistsError, IsADirectoryError, PermissionError, RuntimeError) as e:
         print(f"afm-style {args.command}: error: {e}", file=sys.stderr)
         return 2
 
