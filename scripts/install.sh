@@ -25,5 +25,7 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[${extras}]"
+# installed as a user installs it (a built wheel, not an editable link to src/), so that the
+# tests run against what ships; developers who edit src/ re-run this or use `pip install -e .`
+.venv/bin/python -m pip install -q ".[${extras}]"
 echo "installed napari-afm-style into $(pwd)/.venv (extras: ${extras})"
