@@ -194,3 +194,29 @@ def test_sets_made_before_a_config_field_existed_resume(tmp_path):
     with pytest.raises(ValueError, match="other parameters"):
         generate_dataset(tmp_path / "d", GenerationConfig(seed=1, theory_mirror=True, **{**SMALL, "n_samples": 2}),
                          progress=False)
+
+
+def test_cli_two_workers_and_the_held_out_theory_subset(tmp_path):
+    """`afm-style generate --workers 2` makes exactly the set one process makes, and
+    `--theory-subset heldout` draws only the last sixth of the sorted theory files."""
+    from napari_afm_style.cli import main
+
+    theory = tmp_path / "theory"
+    theory.mkdir()
+    for i in range(6):  # five "train" files and one "heldout" file (the last in sorted order)
+        (theory / f"{i}.xyz").write_bytes(_theory_file().read_bytes())
+    common = ["-n", "4", "--shard-size", "2", "--size-px", "40", "--pixel-size", "0.25", "--n-heights", "3",
+              "--seed", "11", "--theory-dir", str(theory), "--theory-fraction", "1", "--theory-subset", "heldout",
+              "--no-progress"]
+    assert main(["generate", str(tmp_path / "two"), "--workers", "2", *common]) == 0
+    assert main(["generate", str(tmp_path / "one"), *common]) == 0
+    a, b = load_shards(tmp_path / "two"), load_shards(tmp_path / "one")
+    assert np.array_equal(a["df"], b["df"]) and np.array_equal(a["atom_positions_A"], b["atom_positions_A"])
+    cfg = json.loads((tmp_path / "two" / "dataset.json").read_text())["config"]
+    assert cfg["theory_subset"] == "heldout"
+    assert list(a["kind"]) == ["theory"] * 4
+    from napari_afm_style.generate import GenerationConfig, _theory_files
+
+    held = _theory_files(GenerationConfig(theory_dir=str(theory), theory_subset="heldout"))
+    train = _theory_files(GenerationConfig(theory_dir=str(theory), theory_subset="train"))
+    assert [p.name for p in held] == ["5.xyz"] and [p.name for p in train] == [f"{i}.xyz" for i in range(5)]

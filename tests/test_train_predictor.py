@@ -439,6 +439,10 @@ def test_calibrated_views_and_threshold_become_the_defaults(shards, tmp_path, ca
     assert main(["calibrate-predictor", str(path), "--data", str(shards), "--views", "1", "4",
                  "--max-samples", "6", "--write", "--no-progress"]) == 0
     assert "recommended" in capsys.readouterr().out
+    # the handcrafted regime's calibration: the same shards with seeded perturbations
+    assert main(["calibrate-predictor", str(path), "--data", str(shards), "--views", "1", "--max-samples", "4",
+                 "--perturb", "--seed", "3", "--no-progress"]) == 0
+    assert "1 view(s): threshold" in capsys.readouterr().out
     m = load_model(path)
     assert m.test_time_augmentation == res["recommended_views"]
     assert m.threshold_for(4) == pytest.approx(res["views"][4]["threshold"])
