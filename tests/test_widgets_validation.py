@@ -141,3 +141,28 @@ def test_resim_widget_cancel_frees_the_slot_without_a_result(make_napari_viewer,
     assert widget.result is None and widget.sim_layer is None
     assert widget.jobs.status.text() == "cancelled"
     assert widget.jobs.run_button.isEnabled() and not widget.jobs.cancel_button.isEnabled()
+
+
+def test_order_dock_follows_a_points_layer_made_after_it_and_pickers_follow_new_layers(make_napari_viewer):
+    """The order dock is opened first; atoms predicted later must be plotted without touching
+    the dock, and a newly made layer becomes the choice of every picker of its type."""
+    from napari_afm_style._qt.order_widget import OrderWidget
+    from napari_afm_style.structures import generate_structure
+
+    viewer = make_napari_viewer()
+    widget = OrderWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    assert widget.report is None and "choose" in widget.summary.text()
+    atoms = generate_structure(7, kind="bilayer")
+    water = atoms[[s in ("O", "H") for s in atoms.get_chemical_symbols()]]
+    d, k, _ = atoms_layer_data(water, name="predicted")
+    viewer.add_points(d, **k)
+    assert widget.points.currentText() == "predicted"
+    assert widget.report is not None and len(widget.report[0]) > 0
+    assert "Wasserstein" in widget.summary.text()
+    assert widget.canvas.hist is not None  # the histogram has data to draw
+    # a second structure made later becomes the choice, and the plot follows it
+    d2, k2, _ = atoms_layer_data(water[: len(water) // 2], name="edited")
+    viewer.add_points(d2, **k2)
+    assert widget.points.currentText() == "edited"
+    assert len(widget.report[3]) < len(water[[s == "O" for s in water.get_chemical_symbols()]])

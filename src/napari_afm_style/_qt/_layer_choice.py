@@ -25,14 +25,22 @@ class LayerComboBox(QComboBox):
                 if ly._type_string == self.layer_type and self.accept(ly)]
 
     def refresh(self, event=None):
+        """Rebuild the list; a newly inserted matching layer becomes the choice (a stack just
+        translated, atoms just predicted), else the current one stays. Listeners hear
+        ``currentTextChanged`` whenever the choice changed, also when the list was empty."""
         current = self.currentText()
+        added = getattr(event, "value", None) if getattr(event, "type", None) == "inserted" else None
         self.blockSignals(True)
         self.clear()
         names = [ly.name for ly in self._matching()]
         self.addItems(names)
-        if current in names:
+        if added is not None and getattr(added, "name", None) in names:
+            self.setCurrentText(added.name)
+        elif current in names:
             self.setCurrentText(current)
         self.blockSignals(False)
+        if self.currentText() != current:
+            self.currentTextChanged.emit(self.currentText())
 
     def layer(self):
         name = self.currentText()
