@@ -43,11 +43,11 @@ def test_convert_tiff_to_npz_with_a_height_offset(tmp_path, capsys):
     assert got.pixel_size_A == scan.pixel_size_A
 
 
-def test_demo_writes_every_output_and_predicts_on_the_raw_scan(tmp_path, capsys):
+def test_demo_writes_every_output_with_the_default_path(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["model"] == "handcrafted" and summary["translation_strength"] == 0.0
+    assert summary["model"] == "handcrafted" and summary["translation_strength"] == 1.0
     assert summary["atoms_found"]["O"] >= 10
     for name in ("predicted.xyz", "resimulated.npz", "pipeline.png", "summary.json"):
         assert (out / name).stat().st_size > 0
