@@ -469,11 +469,9 @@ def paired_difference_ci(a, b, n_boot: int = 2000, seed: int = 0) -> list:
     >>> (lo, hi)
     (0.0, 0.0)
     """
-    d = np.asarray(a, float) - np.asarray(b, float)
-    if d.size == 0:
-        return [float("nan"), float("nan")]
-    idx = np.random.default_rng(seed).integers(0, len(d), (int(n_boot), len(d)))
-    return np.percentile(d[idx].mean(axis=1), [2.5, 97.5]).tolist()
+    from .labelled_scans import bootstrap_mean_ci
+
+    return bootstrap_mean_ci(np.asarray(a, float) - np.asarray(b, float), n_boot, seed)
 
 
 def _paired_labelled(regimes: dict, n_boot: int, seed: int) -> None:

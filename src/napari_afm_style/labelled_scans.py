@@ -25,6 +25,7 @@ import numpy as np
 from .stack import AFMStack
 
 __all__ = ["LabelledScan", "read_labelled_scan", "read_labelled_scans", "dedupe_stacked", "top_layer_f1",
+           "bootstrap_mean_ci",
            "score_labelled_scans", "STACKED_LATERAL_A", "TOP_LAYER_DEPTH_A", "MATCH_LATERAL_A"]
 
 #: O closer than this laterally are one column (the highest kept)
@@ -132,8 +133,20 @@ def score_labelled_scans(model, scans, transform=None, bootstrap: int = 2000, se
         atoms = predict(stack, model=model)
         per_scan.append(top_layer_f1(atoms.positions[atoms.numbers == 8], s.oxygen_A)["f1"])
     f1 = np.array(per_scan)
-    rng = np.random.default_rng(seed)
-    means = f1[rng.integers(0, len(f1), (bootstrap, len(f1)))].mean(axis=1) if len(f1) else np.zeros(1)
     return {"mean_f1": float(f1.mean()) if len(f1) else float("nan"),
-            "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))],
+            "ci95": bootstrap_mean_ci(f1, bootstrap, seed),
             "per_scan": f1.tolist(), "files": [s.path.name for s in scans]}
+
+
+def bootstrap_mean_ci(values, n_boot: int = 2000, seed: int = 0) -> list:
+    """95 % bootstrap interval of the mean of per-scan values (resampling scans); of
+    per-scan differences between two models, it is their paired interval.
+
+    >>> bootstrap_mean_ci([0.5, 0.5, 0.5], n_boot=10)
+    [0.5, 0.5]
+    """
+    v = np.asarray(values, float)
+    if v.size == 0:
+        return [float("nan"), float("nan")]
+    idx = np.random.default_rng(seed).integers(0, len(v), (int(n_boot), len(v)))
+    return np.percentile(v[idx].mean(axis=1), [2.5, 97.5]).tolist()

@@ -142,6 +142,16 @@ def _resolve_model(model) -> tuple[Path, str]:
 _MODEL_CACHE: dict = {}
 
 
+def _check_threshold(threshold) -> float:
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}") from None
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {t}")
+    return t
+
+
 def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     """Load (and cache) a predictor: a shipped name, a weights file, a training checkpoint
     or a checkpoint folder (its ``best.pt``, else ``last.pt``)."""
@@ -381,9 +391,7 @@ class PredictionMaps:
 
         Cheap after the first call: peaks are found once and filtered here.
         """
-        t = self.default_threshold if threshold is None else float(threshold)
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {t}")
+        t = self.default_threshold if threshold is None else _check_threshold(threshold)
         floor = CANDIDATE_FLOOR if t >= CANDIDATE_FLOOR else max(t, 1e-6)
         numbers, rows = [], []
         for el in self.elements:
@@ -568,13 +576,8 @@ def predict(stack, model=DEFAULT_MODEL, threshold: float | None = None, device: 
         ``atoms.arrays["confidence"]`` (peak probability), and ``atoms.info`` with the
         model, threshold, frame and preprocessing (JSON-able).
     """
-    if threshold is not None:  # fail before the network runs
-        try:
-            t = float(threshold)
-        except (TypeError, ValueError):
-            raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}") from None
-        if not 0.0 <= t <= 1.0:
-            raise ValueError(f"threshold must be a probability in [0, 1], got {t}")
+    if threshold is not None:
+        _check_threshold(threshold)  # fail before the network runs
     return predict_maps(stack, model, device, test_time_augmentation=test_time_augmentation).atoms(threshold)
 
 

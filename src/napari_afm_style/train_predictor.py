@@ -510,13 +510,9 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         mcfg = PredictorConfig(**cfg.model)
     data = _Data(cfg, mcfg)  # targets follow the model's depth bins
     if device != "cpu":
-        # on-the-fly style images: translate on the training GPU (private copies: the
-        # translators loaded for inference stay on the CPU)
-        import copy
-
-        data.translators = [copy.copy(t) for t in data.translators]
-        for t in data.translators:
-            t.forward_gen = copy.deepcopy(t.forward_gen).to(device)
+        # on-the-fly style images: translate on the training GPU (copies: the translators
+        # loaded for inference stay on the CPU)
+        data.translators = [t.to(device) for t in data.translators]
     net = AtomPredictor(mcfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history, epoch, step_in_epoch, global_step = [], 0, 0, 0

@@ -103,6 +103,13 @@ class Translator:
     def generator(self, direction: str):
         return self.forward_gen if _check_direction(direction) == "forward" else self.backward_gen
 
+    def to(self, device: str) -> Translator:
+        """A copy whose generators run on ``device`` (this one is not moved)."""
+        moved = copy.copy(self)
+        moved.forward_gen = copy.deepcopy(self.forward_gen).to(device)
+        moved.backward_gen = copy.deepcopy(self.backward_gen).to(device)
+        return moved
+
     def residual(self, z: np.ndarray, direction: str) -> np.ndarray:
         """Residual (normalised units) of normalised canonical stacks ``(B, C, ny, nx)``
         or ``(C, ny, nx)``. Images larger than ``max_tile`` are done in overlapping tiles
@@ -292,9 +299,8 @@ def translate_array(data_Hz, translator, direction: str = "forward", strength: f
         raise ValueError(f"translate_array needs an (n_heights, ny, nx) array, got shape {data.shape}")
     if s == 0.0:
         return data.copy()
-    mean = data.mean(axis=(1, 2), keepdims=True)
-    std = np.maximum(data.std(axis=(1, 2), keepdims=True), _EPS)
-    r = translator.residual(((data - mean) / std).astype(np.float32), _check_direction(direction))
+    z, std = _per_slice_normalised(data)
+    r = translator.residual(z, _check_direction(direction))
     return (data + np.float32(s) * std * r).astype(np.float32)
 
 
@@ -342,11 +348,17 @@ class Translation:
 
 
 
+def _per_slice_normalised(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised data, per-slice standard deviation): what the generators read, and the
+    scale that brings their residual back to Hz."""
+    mean = data.mean(axis=(1, 2), keepdims=True)
+    std = np.maximum(data.std(axis=(1, 2), keepdims=True), _EPS)
+    return ((data - mean) / std).astype(np.float32), std
+
+
 def _canonical_input(stack: AFMStack, grid: CanonicalGrid):
     canon, rec = to_canonical(stack, grid)
-    mean = canon.data.mean(axis=(1, 2), keepdims=True)
-    std = np.maximum(canon.data.std(axis=(1, 2), keepdims=True), _EPS)
-    z = ((canon.data - mean) / std).astype(np.float32)
+    z, std = _per_slice_normalised(canon.data)
     return canon, rec, z, std
 
 
@@ -399,10 +411,7 @@ def _translator_on(tr: Translator, device: str) -> Translator:
         return tr
     key = (id(tr), dev)
     if key not in _ON_DEVICE:
-        moved = copy.copy(tr)
-        moved.forward_gen = copy.deepcopy(tr.forward_gen).to(dev)
-        moved.backward_gen = copy.deepcopy(tr.backward_gen).to(dev)
-        _ON_DEVICE[key] = moved
+        _ON_DEVICE[key] = tr.to(dev)
     return _ON_DEVICE[key]
 
 

@@ -111,6 +111,15 @@ def _cstring_end(buf: bytes, pos: int, end: int) -> int:
     return -1 if nul < 0 else nul + 1
 
 
+def _checked_object(buf: bytes, pos: int, end: int, depth: int) -> tuple[str | None, int]:
+    """(problem or None, index just after) of the nested object at ``pos``."""
+    problem = _structure_problem(buf, pos, end, depth)
+    if problem:
+        return problem, pos
+    after_name = _cstring_end(buf, pos, end)
+    return None, after_name + 4 + struct.unpack("<I", buf[after_name:after_name + 4])[0]
+
+
 def _structure_problem(buf: bytes, pos: int, end: int | None = None, depth: int = 0) -> str | None:
     """Walk a serialised GwyObject at ``pos`` without building it; return what is wrong
     (a missing terminator, a size or count past the end, an unknown type), or None.
@@ -137,11 +146,9 @@ def _structure_problem(buf: bytes, pos: int, end: int | None = None, depth: int 
             if q < 0:
                 return f"string without its terminator at byte {p}"
         elif t == "o":
-            problem = _structure_problem(buf, q, stop, depth + 1)
+            problem, q = _checked_object(buf, q, stop, depth + 1)
             if problem:
                 return problem
-            n_end = _cstring_end(buf, q, stop)
-            q = n_end + 4 + struct.unpack("<I", buf[n_end:n_end + 4])[0]
         elif t in _ARRAY_ITEM or t in "SO":
             if q + 4 > stop:
                 return f"array count past the end at byte {q}"
@@ -158,11 +165,9 @@ def _structure_problem(buf: bytes, pos: int, end: int | None = None, depth: int 
                         if q < 0:
                             return f"string without its terminator in an array at byte {p}"
                     else:
-                        problem = _structure_problem(buf, q, stop, depth + 1)
+                        problem, q = _checked_object(buf, q, stop, depth + 1)
                         if problem:
                             return problem
-                        n_end = _cstring_end(buf, q, stop)
-                        q = n_end + 4 + struct.unpack("<I", buf[n_end:n_end + 4])[0]
         else:
             return f"unknown component type {t!r} at byte {p}"
         if q > stop:
