@@ -955,6 +955,11 @@ def run_train_translator(args) -> int:
     chosen_state = None
     if last.exists():
         state = load_checkpoint(last)
+        stored = (state.get("data") or {}).get("heldout_ids")
+        if stored is not None and stored != data_info["heldout_ids"]:
+            raise ValueError(f"{last}: the run held out other stacks than --sim/--exp/--holdout/--seed give now "
+                             "(files added or removed, or another split); resuming would train on stacks it chose "
+                             "its settings on. Resume with the run's data, or start a new --out")
         selection = state.get("selection", selection)
     elif len(grid) > 1 and args.search_steps > 0:
         done = json.loads(search_json.read_text()) if (args.resume and search_json.exists()) else {"grid": []}
