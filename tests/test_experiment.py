@@ -206,3 +206,22 @@ def test_translator_candidates_are_checked_before_any_work(tmp_path):
         ExperimentConfig(sim="a", heldout="b", exp="c", out=str(tmp_path), translator=["nope.pt", "nix.pt"])
     with pytest.raises(ValueError, match="choice_epochs"):
         ExperimentConfig(sim="a", heldout="b", exp="c", out=str(tmp_path), choice_epochs=0)
+
+
+def test_translator_choice_by_resimulation_agreement(translator_choice, tmp_path):
+    """The slower criterion re-simulates each probe's prediction with ppafm and keeps the
+    translator whose probe explains the scans best (probes reused from the entropy run)."""
+    import shutil
+
+    from napari_afm_style.experiment import choose_translator
+    from napari_afm_style.experiment import read_scans
+
+    cfg, _ = translator_choice
+    out = tmp_path / "out"
+    shutil.copytree(f"{cfg['out']}/translator_choice", out / "translator_choice")
+    cfg2 = ExperimentConfig(**{**cfg, "out": str(out), "choice_criterion": "resim_ncc", "choice_scans": 1})
+    choice = choose_translator(cfg2, read_scans(cfg["exp"])[1])
+    ncc = [r["resim_ncc"] for r in choice["candidates"]]
+    assert all(0.2 < v <= 1 for v in ncc)  # a real re-simulation of predicted water, not noise
+    assert choice["chosen"] == cfg["translator"][int(np.argmax(ncc))]
+    assert "re-simulation" in choice["criterion"]

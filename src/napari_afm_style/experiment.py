@@ -33,8 +33,11 @@ automatically, before the regimes are trained, by a label-free criterion on the 
 scans (:func:`choose_translator`): a short ``style``-regime probe is trained with each, and
 the candidate whose probe is most decided on the scans (lowest mean entropy of its O heat
 maps, :func:`~napari_afm_style.translation_criteria.prediction_entropy`) translates for the
-style regimes and the held-out set. Of the label-free criteria measured, that one ranked
-translation settings by the labelled F1 of their models best (docs/experiment.md).
+style regimes and the held-out set. Between translators used alike, it and the re-simulation
+agreement (``choice_criterion="resim_ncc"``, slower) ranked the models' labelled F1 best of
+the label-free criteria measured, while the style distance (FID) ranked them backwards
+(docs/experiment.md). No criterion measured ranks the *strengths* of one translator, so the
+strength stays a range drawn per sample (``style_strength``).
 
 Outputs in ``--out``: ``runs/<regime>/`` (checkpoints; an interrupted experiment resumes
 where it stopped), ``models/predictor_<regime>.pt`` + card, ``results.json``,
@@ -61,6 +64,11 @@ __all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_or
            "configure_experiment_parser", "run_experiment_command"]
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
+#: label-free criteria for choosing a translator, and what they mean
+CHOICE_CRITERIA = {
+    "entropy": "lowest O-map entropy of a style-regime probe on the scans",
+    "resim_ncc": "highest NCC between the scans and the ppafm re-simulation of a style-regime probe's prediction",
+}
 
 
 class ExperimentConfig(dict):
@@ -75,7 +83,7 @@ class ExperimentConfig(dict):
         "val_fraction": 0.1,
         "max_exp_scans": None, "max_heldout": None, "bootstrap": 1000, "progress": True,
         # several translators: probe epochs per candidate and scans scored (label-free choice)
-        "choice_epochs": 1, "choice_scans": 32,
+        "choice_epochs": 1, "choice_scans": 32, "choice_criterion": "entropy",
         # further TrainConfig fields shared by every regime (e.g. {"model": {"base_channels": 24}})
         "train_options": {},
     }
@@ -95,6 +103,8 @@ class ExperimentConfig(dict):
             raise ValueError("epochs and jobs must be ≥ 1")
         if int(self["choice_epochs"]) < 1 or int(self["choice_scans"]) < 1:
             raise ValueError("choice_epochs and choice_scans must be ≥ 1")
+        if self["choice_criterion"] not in CHOICE_CRITERIA:
+            raise ValueError(f"choice_criterion must be one of {sorted(CHOICE_CRITERIA)}")
         cands = translator_candidates(self)
         missing = [c for c in cands if c is not None and not Path(c).exists()]
         if missing:
@@ -272,11 +282,13 @@ def choose_translator(cfg: ExperimentConfig, scans: list) -> dict:
     A ``style``-regime probe (the experiment's recipe, ``choice_epochs`` epochs) is trained
     with each candidate in ``OUT/translator_choice/<i>/``; each probe predicts the first
     ``choice_scans`` of the user's ``scans`` and the candidate whose probe's O heat maps have
-    the lowest mean binary entropy wins (ties: the first given). Resumable; returns
-    ``{"chosen", "criterion", "candidates": [{"translator", "entropy", "mean_confidence"}]}``.
+    the lowest mean binary entropy wins (``choice_criterion="entropy"``; or, with
+    ``"resim_ncc"``, whose predictions re-simulated by ppafm agree best with the scans); ties:
+    the first given. Resumable; returns ``{"chosen", "criterion", "candidates":
+    [{"translator", "entropy", "mean_confidence"[, "resim_ncc"]}]}``.
     """
     from .predict import load_model
-    from .translation_criteria import prediction_entropy
+    from .translation_criteria import prediction_entropy, resimulation_agreement
 
     cands = translator_candidates(cfg)
     if len(cands) == 1:
@@ -289,13 +301,20 @@ def choose_translator(cfg: ExperimentConfig, scans: list) -> dict:
             for i, c in enumerate(cands)}
     minutes = _train_runs(runs, int(cfg["jobs"]), cfg["progress"], "translator probes")
     subset = scans[: int(cfg["choice_scans"])]
+    criterion = cfg["choice_criterion"]
     rows = []
     for i, c in enumerate(cands):
-        ent = prediction_entropy(load_model(str(root / str(i) / "last.pt")), subset)
-        rows.append({"translator": c, "entropy": ent["entropy"], "mean_confidence": ent["mean_confidence"]})
-        _log(f"translator {c}: probe O-map entropy {ent['entropy']:.5f} on {len(subset)} scans")
-    best = min(range(len(rows)), key=lambda i: (rows[i]["entropy"], i))
-    choice = {"chosen": cands[best], "criterion": "lowest O-map entropy of a style-regime probe on the scans",
+        probe = load_model(str(root / str(i) / "last.pt"))
+        ent = prediction_entropy(probe, subset)
+        row = {"translator": c, "entropy": ent["entropy"], "mean_confidence": ent["mean_confidence"]}
+        if criterion == "resim_ncc":
+            row["resim_ncc"] = resimulation_agreement(probe, subset, predictions=ent["atoms"])["ncc"]
+        rows.append(row)
+        _log(f"translator {c}: probe O-map entropy {ent['entropy']:.5f}"
+             + (f", re-simulation NCC {row['resim_ncc']:.3f}" if "resim_ncc" in row else "") + f" on {len(subset)} scans")
+    key = (lambda i: (rows[i]["entropy"], i)) if criterion == "entropy" else (lambda i: (-rows[i]["resim_ncc"], i))
+    best = min(range(len(rows)), key=key)
+    choice = {"chosen": cands[best], "criterion": CHOICE_CRITERIA[criterion],
               "probe_epochs": int(cfg["choice_epochs"]), "n_scans": len(subset), "probe_minutes": minutes,
               "candidates": rows}
     write_json_atomic(root / "choice.json", choice, indent=1, default=float)
@@ -399,9 +418,11 @@ def write_report(results: dict, out: Path) -> dict:
         md += ["", "## Forward translator, chosen without labels", "",
                f"Criterion: {choice['criterion']} ({choice['probe_epochs']} epoch(s) per probe, "
                f"{choice['n_scans']} scans). Chosen: `{Path(choice['chosen']).name}`.", "",
-               "| translator | O-map entropy (nats/voxel) | mean O confidence |", "|---|---|---|"]
+               "| translator | O-map entropy (nats/voxel) | mean O confidence | re-simulation NCC |",
+               "|---|---|---|---|"]
         for row in choice["candidates"]:
-            md.append(f"| {Path(row['translator']).name} | {row['entropy']:.5f} | {row['mean_confidence']:.3f} |")
+            ncc = f"{row['resim_ncc']:.3f}" if "resim_ncc" in row else "—"
+            md.append(f"| {Path(row['translator']).name} | {row['entropy']:.5f} | {row['mean_confidence']:.3f} | {ncc} |")
     md += ["", "![S_k and S_g of the predictions per regime against theory](order_histograms.png)", ""]
     write_text_atomic(out / "results.md", "\n".join(md) + "\n")
     _figure(results, out / "order_histograms.png")
@@ -607,6 +628,9 @@ def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
                    help="epochs of each translator probe (several --translator)")
     p.add_argument("--choice-scans", type=int, default=d["choice_scans"],
                    help="scans of --exp the probes are scored on (several --translator)")
+    p.add_argument("--choice-criterion", choices=sorted(CHOICE_CRITERIA), default=d["choice_criterion"],
+                   help="label-free criterion for several --translator: entropy (fast) or resim_ncc (ppafm "
+                        "re-simulation; ranked translators as well in docs/experiment.md)")
     p.add_argument("--strength", default=d["strength"], help="forward translation strength or 'recommended'")
     p.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
     p.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs of every regime")
@@ -635,6 +659,7 @@ def run_experiment_command(args) -> int:
                            translator=(args.translator[0] if args.translator and len(args.translator) == 1
                                        else args.translator),
                            choice_epochs=args.choice_epochs, choice_scans=args.choice_scans,
+                           choice_criterion=args.choice_criterion,
                            regimes=args.regimes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, mix=args.mix, jobs=args.jobs, max_exp_scans=args.max_exp_scans,
                            max_heldout=args.max_heldout, bootstrap=args.bootstrap, progress=not args.no_progress,

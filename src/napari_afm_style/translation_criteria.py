@@ -112,8 +112,10 @@ def prediction_entropy(model, scans, element: str = "O", maps=None) -> dict:
     """How decided ``model`` is on ``scans``: the mean binary entropy of its ``element`` heat
     maps (one view per scan), and the mean confidence of the atoms it reports.
 
-    Lower entropy ranked translation settings by the labelled F1 of their models best of the
-    label-free criteria measured (docs/experiment.md). Returns ``{"entropy", "per_scan",
+    Lower entropy ranked translators (used alike) by the labelled F1 of their models as well as
+    the re-simulation agreement did, at no simulation cost; it does not rank strengths of one
+    translator (a model that learned a strong translation's inventions is sure of them too;
+    docs/experiment.md). Returns ``{"entropy", "per_scan",
     "mean_confidence", "atoms"}``; ``maps`` (a list of ``PredictionMaps``) skips the network,
     and ``atoms`` (the predictions at the model's threshold) can feed the other criteria.
     """
