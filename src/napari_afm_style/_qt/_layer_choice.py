@@ -54,33 +54,79 @@ def is_stack_layer(layer) -> bool:
     return "afm_stack" in getattr(layer, "metadata", {})
 
 
-def _project_atoms(viewer, event=None):
-    """Make the height axis's slice thick enough to hold every atom of every Points layer
-    with elements, so that atoms (a few Å under the tip) are drawn over every Δf slice.
-    Image layers ignore the thickness (their projection mode is 'none')."""
-    if viewer.dims.ndim < 3:
-        return
-    has_atoms = any(ly._type_string == "points" and "element" in getattr(ly, "features", {})
-                    for ly in viewer.layers)
-    if not has_atoms:
-        return
-    rng = viewer.dims.range[0]
-    span = float(rng.stop - rng.start) + 1.0
-    margins_l, margins_r = list(viewer.dims.margin_left), list(viewer.dims.margin_right)
-    if margins_l[0] < span or margins_r[0] < span:
-        margins_l[0] = margins_r[0] = span
-        viewer.dims.margin_left = tuple(margins_l)
-        viewer.dims.margin_right = tuple(margins_r)
+def _is_atoms_layer(layer) -> bool:
+    return layer._type_string == "points" and "element" in getattr(layer, "features", {})
 
 
-#: viewers already connected (weakly held: our own state, not an attribute set on napari's
-#: Viewer, which napari deprecates)
-_PROJECTED = weakref.WeakSet()
+def stack_height_range(viewer):
+    """(start, stop, step) in Å of the height axis covered by the viewer's Δf stacks (the
+    union of their slices), or None when no stack is open."""
+    spans = []
+    for ly in viewer.layers:
+        if ly._type_string == "image" and is_stack_layer(ly) and ly.ndim == 3:
+            ext = ly.extent
+            spans.append((float(ext.world[0][0]), float(ext.world[1][0]), float(ext.step[0])))
+    if not spans:
+        return None
+    return (min(s[0] for s in spans), max(s[1] for s in spans), min(s[2] for s in spans))
+
+
+class _HeightAxis:
+    """Keeps the height slider on the stacks' own slices while atoms are shown.
+
+    napari sizes every axis to the union of the layers' extents, so atoms a few Å under the
+    tip would stretch the slider over heights without Δf (83 steps for a 10-slice stack,
+    the scan blank on most of them). After each range update the height axis is set back
+    to the stacks' heights, and the slice is made thick enough (margins) that every atom
+    is drawn over every slice. Image layers ignore the thickness (projection mode 'none').
+    """
+
+    def __init__(self, viewer):
+        self.viewer = weakref.ref(viewer)
+        self._busy = False
+        viewer.dims.events.range.connect(self.update)
+        viewer.layers.events.inserted.connect(self.update)
+        viewer.layers.events.removed.connect(self.update)
+
+    def update(self, event=None):
+        viewer = self.viewer()
+        if viewer is None or self._busy or viewer.dims.ndim < 3:
+            return
+        if not any(_is_atoms_layer(ly) for ly in viewer.layers):
+            return
+        self._busy = True
+        try:
+            dims = viewer.dims
+            full = viewer.layers._ranges[0]  # every layer, atoms included
+            heights = stack_height_range(viewer)
+            if heights is not None:
+                start, stop, step = heights
+                r = dims.range[0]
+                if (abs(r.start - start) > 1e-9 or abs(r.stop - stop) > 1e-9
+                        or abs(r.step - step) > 1e-9):
+                    ranges = list(dims.range)
+                    ranges[0] = type(r)(start, stop, step)
+                    dims.range = tuple(ranges)
+            # thick enough that a slice at either end of the slider holds every atom
+            span = float(max(full.stop, dims.range[0].stop) - min(full.start, dims.range[0].start)) + 1.0
+            left, right = list(dims.margin_left), list(dims.margin_right)
+            if left[0] < span or right[0] < span:
+                left[0] = right[0] = span
+                dims.margin_left = tuple(left)
+                dims.margin_right = tuple(right)
+        finally:
+            self._busy = False
+
+
+#: one controller per viewer, weakly held: our own state, not an attribute set on napari's
+#: Viewer (which napari deprecates)
+_HEIGHT_AXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def keep_atoms_visible(viewer) -> None:
-    """Draw atoms over the scan on every height slice, now and whenever layers change."""
-    if viewer not in _PROJECTED:
-        viewer.layers.events.inserted.connect(lambda e: _project_atoms(viewer, e))
-        _PROJECTED.add(viewer)
-    _project_atoms(viewer)
+    """Keep the height slider on the stacks' slices and draw atoms over every slice, now
+    and whenever layers change."""
+    axis = _HEIGHT_AXES.get(viewer)
+    if axis is None:
+        axis = _HEIGHT_AXES[viewer] = _HeightAxis(viewer)
+    axis.update()
