@@ -157,19 +157,50 @@ def configure_gui_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
 
 
-def run_gui(args) -> int:  # pragma: no cover - interactive
-    import napari
+#: share of the screen's free area the `afm-style gui` window takes
+GUI_SCREEN_FRACTION = 0.9
+
+
+def build_gui(viewer, sample: str | None = "experiment_like") -> dict:
+    """Dock the four widgets in the order of the path (translate → predict → re-simulate →
+    order) as tabs, open ``sample`` (None: nothing), size the window to most of the screen
+    and put the first step (Style translation) in front. Returns the widgets by role."""
+    from qtpy.QtWidgets import QApplication
 
     from ._qt.order_widget import OrderWidget
     from ._qt.predict_widget import PredictWidget
     from ._qt.resim_widget import ResimWidget
     from ._qt.translate_widget import TranslateWidget
 
+    if sample is not None:
+        key = "water_experiment_like" if sample == "experiment_like" else "water_sim"
+        viewer.open_sample("napari-afm-style", key)
+    widgets, docks = {}, {}
+    for role, widget, name in (("translate", TranslateWidget, "Style translation"),
+                               ("predict", PredictWidget, "Predict atoms"),
+                               ("resim", ResimWidget, "Re-simulate structure"),
+                               ("order", OrderWidget, "Tetrahedral order")):
+        widgets[role] = widget(viewer)
+        docks[role] = viewer.window.add_dock_widget(widgets[role], name=name, area="right", tabify=True)
+    # the first step in front, not the (still empty) order plot; Qt makes the tab bar when
+    # the window shows, so raise again once the event loop has run
+    from qtpy.QtCore import QTimer
+
+    docks["translate"].raise_()
+    QTimer.singleShot(0, docks["translate"].raise_)
+    screen = QApplication.primaryScreen()
+    if screen is not None:
+        geo = screen.availableGeometry()
+        w, h = int(geo.width() * GUI_SCREEN_FRACTION), int(geo.height() * GUI_SCREEN_FRACTION)
+        viewer.window.set_geometry(geo.x() + (geo.width() - w) // 2, geo.y() + (geo.height() - h) // 2, w, h)
+    widgets["docks"] = docks
+    return widgets
+
+
+def run_gui(args) -> int:  # pragma: no cover - interactive
+    import napari
+
     viewer = napari.Viewer(title="napari-afm-style")
-    key = "water_experiment_like" if args.sample == "experiment_like" else "water_sim"
-    viewer.open_sample("napari-afm-style", key)
-    for widget, name in ((TranslateWidget, "Style translation"), (PredictWidget, "Predict atoms"),
-                         (ResimWidget, "Re-simulate structure"), (OrderWidget, "Tetrahedral order")):
-        viewer.window.add_dock_widget(widget(viewer), name=name, area="right", tabify=True)
+    build_gui(viewer, args.sample)
     napari.run()
     return 0

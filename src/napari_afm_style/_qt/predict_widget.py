@@ -78,6 +78,9 @@ class PredictWidget(StackJobWidget):
             kwargs.pop("name")
             self.points_layer = self.viewer.add_points(data, name=f"atoms ({self.model.currentText()})",
                                                        **kwargs)
+        # a point added by hand is an O the person is sure of (napari would copy the last
+        # atom's element and confidence)
+        self.points_layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
         n = len(atoms)
         counts = {s: atoms.get_chemical_symbols().count(s) for s in set(atoms.get_chemical_symbols())}
         self.jobs.status.setText(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+import numpy as np
+from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
@@ -13,7 +14,13 @@ class ResimWidget(QWidget):
     """Completes the structure (substrate, missing H), simulates it with ppafm on the
     SAME scan as the source stack off the GUI thread, and shows it to the right of the
     scan with per-height NCC/SSIM; editing a point and pressing the button again is the
-    intended loop."""
+    intended loop.
+
+    Atoms below a confidence floor (default 0.5) are left out, and the tip height of a
+    relative-height scan comes from the confident atoms or the stack's own height frame
+    (:func:`napari_afm_style.simulate.place_tip_over_prediction`): one unsure atom above
+    the rest neither sets the tip height nor draws a bright disc that the scan does not
+    show. The result says which atoms set the height and how many were left out."""
 
     GAP_A = 2.0
 
@@ -25,6 +32,13 @@ class ResimWidget(QWidget):
         self.diff_layer = None
         self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
         self.points = LayerComboBox(napari_viewer, "points")
+        self.min_confidence = QDoubleSpinBox()
+        self.min_confidence.setRange(0.0, 1.0)
+        self.min_confidence.setSingleStep(0.05)
+        self.min_confidence.setValue(0.5)
+        self.min_confidence.setToolTip("atoms of lower confidence are left out of the simulation "
+                                       "and of the tip placement (0: simulate every atom)")
+        self.placement = None  # how the tip height was chosen (dict) for the last result
         self.show_difference = QCheckBox("difference layer (standardised)")
         self.scores = QLabel("")
         self.scores.setWordWrap(True)
@@ -32,6 +46,7 @@ class ResimWidget(QWidget):
         form = QFormLayout()
         form.addRow("scan", self.image)
         form.addRow("structure", self.points)
+        form.addRow("confidence ≥", self.min_confidence)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.show_difference)
@@ -52,10 +67,13 @@ class ResimWidget(QWidget):
         except ValueError as e:
             self.jobs.status.setText(str(e))
             return None
-        return self.jobs.start(_resim_job, self._on_result, stack, atoms, image.name)
+        frame = points.metadata.get("atoms_info", {}).get("height_frame")
+        return self.jobs.start(_resim_job, self._on_result, stack, atoms, image.name,
+                               float(self.min_confidence.value()), frame)
 
     def _on_result(self, result):
-        simulated, scores, diff, source = result
+        simulated, scores, diff, source, placement = result
+        self.placement = placement
         self.result = (simulated, scores)
         shift = simulated.extent_A[0] + self.GAP_A
         data, kwargs, _ = stack_layer_data(simulated, name=f"re-simulated {source}")
@@ -77,23 +95,35 @@ class ResimWidget(QWidget):
                 self.diff_layer.data = d
             else:
                 self.diff_layer = self.viewer.add_image(d, **dk)
-        lines = [f"mean NCC {scores['ncc_mean']:.3f}, mean SSIM {scores['ssim_mean']:.3f}"]
+        closest = int(np.argmin(scores["heights_A"]))
+        lines = [f"closest slice NCC {scores['ncc'][closest]:.3f}; mean NCC {scores['ncc_mean']:.3f}, "
+                 f"mean SSIM {scores['ssim_mean']:.3f}",
+                 f"tip height: {placement['note']}"]
+        if placement["left_out"]:
+            lines.append(f"left out {placement['left_out']} atom(s) of confidence < "
+                         f"{placement['min_confidence']:.2f}")
         lines += [f"z = {z:.2f} Å: NCC {c:.3f}, SSIM {s:.3f}"
                   for z, c, s in zip(scores["heights_A"], scores["ncc"], scores["ssim"])]
         self.scores.setText("\n".join(lines))
 
 
-def _resim_job(stack, atoms, source):
+def _resim_job(stack, atoms, source, min_confidence=0.5, atoms_height_frame=None):
     from ..compare import difference_stack, match_scores
     from ..completion import complete_structure
-    from ..simulate import simulate
+    from ..simulate import place_tip_over_prediction, simulate
 
-    yield (0, 3, "completing the structure (substrate, hydrogens)…")
+    yield (0, 3, "placing the tip and completing the structure (substrate, hydrogens)…")
+    placement = place_tip_over_prediction(atoms, stack, min_confidence=min_confidence,
+                                          atoms_height_frame=atoms_height_frame)
+    kept = atoms[placement["confident"]]
+    if len(kept) == 0:
+        raise ValueError(f"no atom has confidence ≥ {min_confidence:.2f}; lower the floor")
+    placement = dict(placement, left_out=len(atoms) - len(kept), min_confidence=min_confidence)
     window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
-    full = complete_structure(atoms, window_A=window)
+    full = complete_structure(kept, window_A=window)
     yield (1, 3, f"simulating {len(full)} atoms with ppafm…")
-    simulated = simulate(full, stack)
+    simulated = simulate(full, stack, height_offset_A=placement["height_offset_A"])
     yield (2, 3, "scoring")
     scores = match_scores(stack, simulated)
     yield (3, 3, f"done: mean NCC {scores['ncc_mean']:.3f}")
-    return simulated, scores, difference_stack(stack, simulated), source
+    return simulated, scores, difference_stack(stack, simulated), source, placement

@@ -61,7 +61,8 @@ class TranslateWidget(StackJobWidget):
             self.output_layer.data = out.data
             self.output_layer.metadata["afm_stack"] = out
             return
-        name = f"{source} {self.translation.direction} α"
+        # a stable name (the pickers find layers by name); the strength is in the dock
+        name = f"{source} · {self.translation.direction}"
         data, kwargs, _ = stack_layer_data(out, name=name)
         kwargs["contrast_limits"] = (float(out.data.min()), float(out.data.max()))
         self.output_layer = self.viewer.add_image(data, **kwargs)
