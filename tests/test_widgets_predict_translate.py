@@ -81,3 +81,31 @@ def test_translate_widget_strength_slider(make_napari_viewer, qtbot):
     half = np.asarray(out.data)
     assert np.allclose(half, 0.5 * (full + np.asarray(image.data)), atol=1e-4)
     assert out.metadata["afm_stack"].metadata["history"][-1]["step"].startswith("translate")
+
+
+@pytest.mark.skipif("pure" not in list_models(), reason="no shipped structure model")
+def test_docks_load_their_network_in_the_background_and_remember_the_device(make_napari_viewer, qtbot,
+                                                                           tmp_path):
+    """Opening a dock loads its network off the GUI thread; the device choice offers the CPU
+    (and GPUs torch sees) and is remembered by the next dock."""
+    from qtpy.QtCore import QSettings
+
+    from napari_afm_style._qt import _jobs
+    from napari_afm_style._qt.predict_widget import PredictWidget
+    from napari_afm_style._qt.translate_widget import TranslateWidget
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    _jobs.settings().remove(_jobs.DEVICE_SETTING)
+    viewer = make_napari_viewer()
+    predict = PredictWidget(viewer)
+    translate = TranslateWidget(viewer)
+    assert predict.warm_worker is not None and translate.warm_worker is not None
+    qtbot.waitUntil(lambda: predict.warm and translate.warm, timeout=120_000)
+    assert ("predict", predict.model.currentText(), "cpu") in _jobs._WARMED
+    devices = [predict.device.itemText(i) for i in range(predict.device.count())]
+    assert devices[0] == "cpu" and all(d.startswith("cuda:") for d in devices[1:])
+    assert "model ready" in predict.jobs.status.text()
+    predict.device.setCurrentText(devices[-1])
+    again = PredictWidget(viewer)
+    qtbot.waitUntil(lambda: again.warm, timeout=120_000)
+    assert again.device_value == devices[-1]

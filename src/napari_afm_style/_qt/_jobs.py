@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from napari.qt.threading import thread_worker
@@ -97,6 +98,67 @@ class JobControls(QWidget):
             show_info("cancelled")
 
 
+# ------------------------------------------------------------------------------------
+# Cold start: load the network in the background as soon as a dock opens
+# ------------------------------------------------------------------------------------
+_WARM_LOCK = threading.Lock()
+_WARMED: set = set()
+#: QSettings key of the remembered device choice
+DEVICE_SETTING = "device"
+
+
+def settings():
+    """The plugin's own QSettings (remembered choices between sessions)."""
+    from qtpy.QtCore import QSettings
+
+    return QSettings("napari-afm-style", "gui")
+
+
+def _tiny_stack():
+    import numpy as np
+
+    from ..stack import AFMStack
+
+    data = np.random.default_rng(0).normal(size=(10, 128, 128)).astype(np.float32)
+    return AFMStack(data, heights_A=0.9 - 0.1 * np.arange(10), pixel_size_A=0.125, origin_A=(0.0, 0.0),
+                    metadata={"height_frame": "relative: 0 = closest slice, positive = farther"})
+
+
+def warm_up(kind: str, model: str | None, device: str) -> None:
+    """Import torch, load the network and run it once on a dummy stack (the first call of
+    a network pays for allocations that later calls reuse). Idempotent; a job calls it
+    first, so a job started during the warm-up waits for it instead of loading twice."""
+    key = (kind, model, device)
+    with _WARM_LOCK:
+        if key in _WARMED:
+            return
+        if kind == "predict":
+            from ..predict import predict_maps
+
+            predict_maps(_tiny_stack(), model=model, device=device, test_time_augmentation=1)
+        else:
+            from ..translate import prepare_translation
+
+            prepare_translation(_tiny_stack(), "backward", model=model, device=device)
+        _WARMED.add(key)
+
+
+def available_devices() -> list[str]:
+    """Torch devices this machine offers: "cpu", then "cuda:N" for every visible GPU."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return devices
+
+
+def _warm_job(kind, model, device):
+    devices = available_devices()  # imports torch: the biggest part of a cold start
+    warm_up(kind, model, device if device in devices else "cpu")
+    return devices
+
+
 class StackJobWidget(QWidget):
     """Base of the docks that run one job on a chosen Δf stack layer: a stack picker, a
     form for the subclass's controls, and :class:`JobControls`."""
@@ -107,9 +169,19 @@ class StackJobWidget(QWidget):
 
         from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
 
+        from qtpy.QtWidgets import QComboBox
+
         self.viewer = napari_viewer
         self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
         self.jobs = JobControls(run_text)
+        # CPU, plus the GPUs torch sees (filled in by the background warm-up, which imports
+        # torch off the GUI thread); the choice is remembered between sessions
+        self.device = QComboBox()
+        self.device.addItem("cpu")
+        self._wanted_device = str(settings().value(DEVICE_SETTING, "cpu"))
+        self.device.currentTextChanged.connect(self._device_chosen)
+        self.warm_worker = None
+        self.warm = False  # True once the network is loaded and has run once
         self.form = QFormLayout()
         self.form.addRow("Δf stack", self.image)
         layout = QVBoxLayout(self)
@@ -118,6 +190,48 @@ class StackJobWidget(QWidget):
         layout.addStretch(1)
         self.jobs.run_button.clicked.connect(self.run)
         keep_atoms_visible(napari_viewer)
+
+    #: "predict" or "translate": which network :meth:`start_warm_up` loads
+    warm_kind = None
+
+    def warm_model(self):  # pragma: no cover - subclasses
+        return None
+
+    def add_device_row(self):
+        self.form.addRow("device", self.device)
+
+    def start_warm_up(self):
+        """Load the network (and find the GPUs) in a background thread."""
+        if self.warm_kind is None:
+            return None
+        worker = thread_worker(_warm_job, start_thread=False)(self.warm_kind, self.warm_model(),
+                                                                self._wanted_device)
+        worker.returned.connect(self._warmed)
+        worker.errored.connect(lambda exc: self.jobs.status.setText(f"model not loaded: {exc}"))
+        self.warm_worker = worker
+        self.jobs.status.setText("loading the model in the background…")
+        worker.start()
+        return worker
+
+    def _warmed(self, devices):
+        self.device.blockSignals(True)
+        self.device.clear()
+        self.device.addItems(devices)
+        if self._wanted_device in devices:
+            self.device.setCurrentText(self._wanted_device)
+        self.device.blockSignals(False)
+        self.warm = True
+        if not self.jobs.running and self.jobs.status.text().startswith("loading the model"):
+            self.jobs.status.setText(f"model ready ({self.device_value})")
+
+    def _device_chosen(self, name):
+        if name:
+            self._wanted_device = name
+            settings().setValue(DEVICE_SETTING, name)
+
+    @property
+    def device_value(self) -> str:
+        return self.device.currentText() or "cpu"
 
     def selected_stack(self):
         """(layer, AFMStack) of the chosen layer, or None with the reason in the status."""

@@ -35,7 +35,14 @@ class PredictWidget(StackJobWidget):
         self.form.addRow("averaged views", self.views)
         self.form.addRow("confidence ≥", self.threshold)
         self.form.addRow("", self.threshold_label)
+        self.add_device_row()
         self.threshold.valueChanged.connect(self._on_threshold)
+        self.start_warm_up()
+
+    warm_kind = "predict"
+
+    def warm_model(self):
+        return self.model.currentText()
 
     @property
     def threshold_value(self) -> float:
@@ -48,7 +55,7 @@ class PredictWidget(StackJobWidget):
         layer, stack = chosen
         views = None if self.views.currentIndex() == 0 else int(self.views.currentText())
         return self.jobs.start(_predict_job, self._on_result, stack, self.model.currentText(),
-                               layer.name, views)
+                               layer.name, views, self.device_value)
 
     def _on_result(self, result):
         maps, source_name = result
@@ -89,10 +96,13 @@ class PredictWidget(StackJobWidget):
         )
 
 
-def _predict_job(stack, model, source_name, views=None):
+def _predict_job(stack, model, source_name, views=None, device="cpu"):
     from ..predict import predict_maps
+    from ._jobs import warm_up
 
-    yield (0, 2, "loading model and resampling…")
-    maps = predict_maps(stack, model=model, test_time_augmentation=views)
+    yield (0, 2, "loading the model…")
+    warm_up("predict", model, device)  # instant once the dock's background load is done
+    yield (1, 2, "predicting…")
+    maps = predict_maps(stack, model=model, device=device, test_time_augmentation=views)
     yield (2, 2, "done")
     return maps, source_name

@@ -27,7 +27,11 @@ class TranslateWidget(StackJobWidget):
         self.form.addRow("direction", self.direction)
         self.form.addRow("strength", self.strength)
         self.form.addRow("", self.strength_label)
+        self.add_device_row()
         self.strength.valueChanged.connect(self._on_strength)
+        self.start_warm_up()
+
+    warm_kind = "translate"
 
     @property
     def direction_value(self) -> str:
@@ -43,7 +47,7 @@ class TranslateWidget(StackJobWidget):
             return None
         layer, stack = chosen
         return self.jobs.start(_translate_job, self._on_result, stack, self.direction_value,
-                               layer.name)
+                               layer.name, self.device_value)
 
     def _on_result(self, result):
         self.translation, source = result
@@ -70,10 +74,13 @@ class TranslateWidget(StackJobWidget):
                                  "move the strength slider to blend")
 
 
-def _translate_job(stack, direction, source):
+def _translate_job(stack, direction, source, device="cpu"):
     from ..translate import prepare_translation
+    from ._jobs import warm_up
 
-    yield (0, 1, f"translating {direction}…")
-    translation = prepare_translation(stack, direction)
-    yield (1, 1, "done")
+    yield (0, 2, "loading the translator…")
+    warm_up("translate", None, device)  # instant once the dock's background load is done
+    yield (1, 2, f"translating {direction}…")
+    translation = prepare_translation(stack, direction, device=device)
+    yield (2, 2, "done")
     return translation, source
