@@ -114,32 +114,22 @@ def settings():
     return QSettings("napari-afm-style", "gui")
 
 
-def _tiny_stack():
-    import numpy as np
-
-    from ..stack import AFMStack
-
-    data = np.random.default_rng(0).normal(size=(10, 128, 128)).astype(np.float32)
-    return AFMStack(data, heights_A=0.9 - 0.1 * np.arange(10), pixel_size_A=0.125, origin_A=(0.0, 0.0),
-                    metadata={"height_frame": "relative: 0 = closest slice, positive = farther"})
-
-
 def warm_up(kind: str, model: str | None, device: str) -> None:
-    """Import torch, load the network and run it once on a dummy stack (the first call of
-    a network pays for allocations that later calls reuse). Idempotent; a job calls it
-    first, so a job started during the warm-up waits for it instead of loading twice."""
+    """Import torch and load the network onto ``device`` (the libraries' caches keep it).
+    Idempotent; a job calls it first, so a job started during the warm-up waits for it
+    instead of loading twice."""
     key = (kind, model, device)
     with _WARM_LOCK:
         if key in _WARMED:
             return
         if kind == "predict":
-            from ..predict import predict_maps
+            from ..predict import load_model
 
-            predict_maps(_tiny_stack(), model=model, device=device, test_time_augmentation=1)
+            load_model(model, device)
         else:
-            from ..translate import prepare_translation
+            from ..translate import load_translator
 
-            prepare_translation(_tiny_stack(), "backward", model=model, device=device)
+            load_translator(model)  # the job moves it to a GPU (cached there) when chosen
         _WARMED.add(key)
 
 

@@ -22,44 +22,50 @@ class OrderHistogramCanvas(ThemedCanvas):
     parameter (0 = identical; same units as the parameter)."""
 
     def __init__(self, viewer, parent=None):
-        super().__init__(viewer, parent, figsize=(5, 3.2))
+        super().__init__(viewer, parent)
         self.hist = None
         self.distances = None
         self.title = ""
 
-    def draw_on(self, figure):
+    def state(self) -> dict:
+        return dict(super().state(), hist=self.hist, distances=self.distances, title=self.title)
+
+    def draw_on(self, figure, state):
+        # one artist per histogram (stairs), not one per bar
+        colors = state["colors"]
+        fg = colors["foreground"]
         axes = figure.subplots(1, 2)
-        fg = self._colors["foreground"]
         handles = None
         for ax, key, label in zip(axes, ("S_k", "S_g"), ("$S_k$ (translational)", "$S_g$ (orientational)")):
-            if self.hist is not None:
-                h = self.hist[key]
-                width = np.diff(h["edges"])
+            if state["hist"] is not None:
+                h = state["hist"][key]
                 if h["reference"] is not None:
-                    ax.bar(h["centres"], h["reference"], width=width, color="#888888", alpha=0.6,
-                           label="theory (reference)")
-                ax.bar(h["centres"], h["prediction"], width=width, fill=False, edgecolor="#e8553e",
-                       lw=1.2, label="this structure")
-                w = (self.distances or {}).get(f"wasserstein_{key}", float("nan"))
+                    ax.stairs(h["reference"], h["edges"], fill=True, color="#888888", alpha=0.6,
+                              label="theory (reference)")
+                ax.stairs(h["prediction"], h["edges"], color="#e8553e", lw=1.6, label="this structure")
+                w = (state["distances"] or {}).get(f"wasserstein_{key}", float("nan"))
                 ax.set_title(f"W = {w:.3g}", fontsize=9)
                 handles = ax.get_legend_handles_labels()
             ax.set_xlabel(label)
             ax.set_ylabel("probability density")
-            self.style_axes(ax)
+            self.style_axes(ax, colors)
         if handles is not None:
             legend = figure.legend(*handles, loc="outside upper center", ncols=2, fontsize=8,
-                                   title=(f"{self.title}: " if self.title else "")
+                                   title=(f"{state['title']}: " if state["title"] else "")
                                    + "W = Wasserstein distance to theory", title_fontsize=8)
-            self.style_legend(legend)
-            legend.get_title().set_color(fg)
+            self.style_legend(legend, colors)
         else:
             axes[0].text(0.5, 0.5, "no O centres with 4 neighbours", transform=axes[0].transAxes,
                          ha="center", color=fg, fontsize=8)
 
     def drawn_bars(self) -> int:
-        """Number of drawn bars of the structure's histograms with a non-zero height."""
-        return sum(1 for ax in self.figure.axes for p in ax.patches
-                   if not p.get_fill() and p.get_height() > 0)
+        """Number of histogram bins of the structure drawn on screen with a non-zero height."""
+        from matplotlib.patches import StepPatch
+
+        if self.figure is None:
+            return 0
+        return sum(int(np.count_nonzero(p.get_data().values > 0)) for ax in self.figure.axes
+                   for p in ax.patches if isinstance(p, StepPatch) and not p.get_fill())
 
 
 def _order_job(oxygen, name):
@@ -117,8 +123,8 @@ class OrderWidget(QWidget):
 
     @property
     def pending(self) -> bool:
-        """True while an edit has not yet reached the plot."""
-        return self._done_generation != self._generation
+        """True while an edit has not yet reached the plot on screen."""
+        return self._done_generation != self._generation or self.canvas.pending
 
     def _watch(self, *_):
         if self._watched is not None:
