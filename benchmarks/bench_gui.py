@@ -158,13 +158,13 @@ def main(argv=None) -> dict:
 
     tw, pw, rw, ow = w["translate"], w["predict"], w["resim"], w["order"]
     step("translate backward", tw.run, lambda: tw.output_layer is not None and not tw.jobs.running)
-    step("strength slider → 0.5", lambda: tw.strength.setValue(50), lambda: True)
-    step("strength slider → 1.0", lambda: tw.strength.setValue(100), lambda: True)
+    step("strength slider → 0.5", lambda: tw.strength.__setattr__("value", 0.5), lambda: True)
+    step("strength slider → 1.0", lambda: tw.strength.__setattr__("value", 1.0), lambda: True)
     step("predict", pw.run, lambda: pw.points_layer is not None and not pw.jobs.running)
     atoms = pw.points_layer
     step("order plot of the new atoms", lambda: None, lambda: ow.plotted == atoms.name and not ow.pending)
-    step("threshold slider", lambda: pw.threshold.setValue(pw.threshold.value() + 5), lambda: True)
-    step("threshold slider back", lambda: pw.threshold.setValue(pw.threshold.value() - 5), lambda: True)
+    step("threshold slider", lambda: pw.threshold.__setattr__("value", pw.threshold.value + 0.05), lambda: True)
+    step("threshold slider back", lambda: pw.threshold.__setattr__("value", pw.threshold.value - 0.05), lambda: True)
 
     def edit():
         data = np.array(atoms.data)

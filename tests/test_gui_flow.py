@@ -45,18 +45,18 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
 
     # translate backward, then look at two strengths with the slider
     tw = w["translate"]
-    assert tw.image.currentText() == scan.name and tw.direction_value == "backward"
+    assert tw.image.layer() is scan and tw.direction_value == "backward"
     assert tw.run() is not None
     qtbot.waitUntil(lambda: tw.output_layer is not None, timeout=120_000)
     translated = tw.output_layer
-    tw.strength.setValue(50)
+    tw.strength.value = 0.5
     half = np.array(translated.data)
-    tw.strength.setValue(100)
+    tw.strength.value = 1.0
     assert not np.allclose(half, translated.data)
 
     # predict on the translated stack (the picker followed the new layer)
     pw = w["predict"]
-    assert pw.image.currentText() == translated.name
+    assert pw.image.layer() is translated
     assert pw.run() is not None
     qtbot.waitUntil(lambda: pw.points_layer is not None, timeout=120_000)
     atoms = pw.points_layer
@@ -84,7 +84,7 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
 
     # re-simulate the edited prediction on the scan it was predicted from
     rw = w["resim"]
-    assert rw.image.currentText() == translated.name and rw.points.currentText() == atoms.name
+    assert rw.image.layer() is translated and rw.points.layer() is atoms
     assert rw.run() is not None
     qtbot.waitUntil(lambda: rw.result is not None, timeout=300_000)
     simulated, scores = rw.result

@@ -34,9 +34,9 @@ def test_resim_widget_reproduces_true_geometry(make_napari_viewer, qtbot, water_
     viewer.add_points(d, **k)
     widget = ResimWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.image.setCurrentText("scan")
-    widget.points.setCurrentText("truth")
-    widget.show_difference.setChecked(True)
+    widget.image.choose("scan")
+    widget.points.choose("truth")
+    widget.show_difference.value = True
     widget.run()
     qtbot.waitUntil(lambda: widget.result is not None, timeout=120_000)
     simulated, scores = widget.result
@@ -64,7 +64,7 @@ def test_resim_widget_completes_oxygen_only_structure(make_napari_viewer, qtbot,
     d, k, _ = atoms_layer_data(oxygen, name="O only")
     points = viewer.add_points(d, **k)
     widget = ResimWidget(viewer)
-    widget.points.setCurrentText("O only")
+    widget.points.choose("O only")
     assert widget.run() is not None
     assert widget.run() is None  # one job at a time, and the user is told why
     assert "still running" in widget.jobs.status.text()
@@ -141,7 +141,7 @@ def test_resim_widget_cancel_frees_the_slot_without_a_result(make_napari_viewer,
     d, k, _ = atoms_layer_data(full[[s == "O" for s in full.get_chemical_symbols()]], name="O only")
     viewer.add_points(d, **k)
     widget = ResimWidget(viewer)
-    widget.points.setCurrentText("O only")
+    widget.points.choose("O only")
     assert widget.run() is not None
     widget.jobs.cancel()
     qtbot.waitUntil(lambda: not widget.jobs.running, timeout=120_000)
@@ -165,7 +165,7 @@ def test_order_dock_follows_a_points_layer_made_after_it_and_pickers_follow_new_
     water = atoms[[s in ("O", "H") for s in atoms.get_chemical_symbols()]]
     d, k, _ = atoms_layer_data(water, name="predicted")
     viewer.add_points(d, **k)
-    assert widget.points.currentText() == "predicted"
+    assert widget.points.current_name == "predicted"
     _settled(qtbot, widget)
     assert widget.report is not None and len(widget.report[0]) > 0
     assert "Wasserstein" in widget.summary.text()
@@ -173,7 +173,7 @@ def test_order_dock_follows_a_points_layer_made_after_it_and_pickers_follow_new_
     # a second structure made later becomes the choice, and the plot follows it
     d2, k2, _ = atoms_layer_data(water[: len(water) // 2], name="edited")
     viewer.add_points(d2, **k2)
-    assert widget.points.currentText() == "edited"
+    assert widget.points.current_name == "edited"
     _settled(qtbot, widget)
     assert len(widget.report[3]) < len(water[[s == "O" for s in water.get_chemical_symbols()]])
 
@@ -241,3 +241,30 @@ def test_height_slider_spans_the_stack_and_atoms_show_on_every_slice(make_napari
         assert np.asarray(image._slice.image.raw).std() > 0  # the scan is shown, not blank
     points.data = points.data + 0.1  # an edit re-sizes the axes: still the stack's heights
     assert viewer.dims.nsteps[0] == len(heights)
+
+
+def test_magicgui_layer_pickers_follow_renames_removals_and_new_layers(make_napari_viewer, water_scan):
+    from magicgui.widgets import Container
+
+    from napari_afm_style._qt.resim_widget import ResimWidget
+
+    stack, full = water_scan
+    viewer = make_napari_viewer()
+    widget = ResimWidget(viewer)
+    assert isinstance(widget.form, Container)
+    assert widget.image.layer() is None  # nothing open yet
+    d, k, _ = stack_layer_data(stack, name="scan")
+    scan = viewer.add_image(d, **k)
+    viewer.add_image(np.zeros((2, 4, 4)), name="foreign image")  # no AFM stack: not offered
+    assert widget.image.layer() is scan and len([c for c in widget.image.choices if c is not None]) == 1
+    seen = []
+    widget.points.changed.connect(seen.append)
+    d, k, _ = atoms_layer_data(full, name="first")
+    first = viewer.add_points(d, **k)
+    d, k, _ = atoms_layer_data(full[:5], name="second")
+    second = viewer.add_points(d, **k)
+    assert widget.points.layer() is second and seen[-1] is second  # the new layer is the choice
+    second.name = "renamed"
+    assert widget.points.layer() is second and widget.points.current_name == "renamed"
+    viewer.layers.remove(second)
+    assert widget.points.layer() is first and seen[-1] is first

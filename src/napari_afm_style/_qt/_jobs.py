@@ -150,45 +150,49 @@ def _warm_job(kind, model, device):
 
 
 class StackJobWidget(QWidget):
-    """Base of the docks that run one job on a chosen Δf stack layer: a stack picker, a
-    form for the subclass's controls, and :class:`JobControls`."""
+    """Base of the docks that run one job on a chosen Δf stack layer: a magicgui form (a
+    stack picker that follows the layer list, the subclass's controls, the device) above
+    :class:`JobControls`."""
+
+    #: "predict" or "translate": which network :meth:`start_warm_up` loads
+    warm_kind = None
 
     def __init__(self, napari_viewer, run_text: str, parent=None):
         super().__init__(parent)
-        from qtpy.QtWidgets import QFormLayout, QVBoxLayout
+        from magicgui.widgets import ComboBox, Container
+        from qtpy.QtWidgets import QVBoxLayout
 
-        from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
-
-        from qtpy.QtWidgets import QComboBox
+        from ._layer_choice import LayerPicker, is_stack_layer, keep_atoms_visible
 
         self.viewer = napari_viewer
-        self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
+        self.image = LayerPicker(napari_viewer, "image", accept=is_stack_layer, label="Δf stack")
         self.jobs = JobControls(run_text)
         # CPU, plus the GPUs torch sees (filled in by the background warm-up, which imports
         # torch off the GUI thread); the choice is remembered between sessions
-        self.device = QComboBox()
-        self.device.addItem("cpu")
         self._wanted_device = str(settings().value(DEVICE_SETTING, "cpu"))
-        self.device.currentTextChanged.connect(self._device_chosen)
+        self.device = ComboBox(choices=["cpu"], value="cpu", label="device")
+        self.device.changed.connect(self._device_chosen)
         self.warm_worker = None
-        self.warm = False  # True once the network is loaded and has run once
-        self.form = QFormLayout()
-        self.form.addRow("Δf stack", self.image)
+        self.warm = False  # True once the network is loaded
+        self.form = Container(widgets=[self.image], labels=True)
+        self.form.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
-        layout.addLayout(self.form)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.jobs)
         layout.addStretch(1)
         self.jobs.run_button.clicked.connect(self.run)
         keep_atoms_visible(napari_viewer)
 
-    #: "predict" or "translate": which network :meth:`start_warm_up` loads
-    warm_kind = None
-
     def warm_model(self):  # pragma: no cover - subclasses
         return None
 
+    def add_fields(self, *widgets):
+        """Append magicgui widgets to the form (labelled rows)."""
+        for widget in widgets:
+            self.form.append(widget)
+
     def add_device_row(self):
-        self.form.addRow("device", self.device)
+        self.form.append(self.device)
 
     def start_warm_up(self):
         """Load the network (and find the GPUs) in a background thread."""
@@ -204,12 +208,9 @@ class StackJobWidget(QWidget):
         return worker
 
     def _warmed(self, devices):
-        self.device.blockSignals(True)
-        self.device.clear()
-        self.device.addItems(devices)
-        if self._wanted_device in devices:
-            self.device.setCurrentText(self._wanted_device)
-        self.device.blockSignals(False)
+        with self.device.changed.blocked():
+            self.device.choices = devices
+            self.device.value = self._wanted_device if self._wanted_device in devices else "cpu"
         self.warm = True
         if not self.jobs.running and self.jobs.status.text().startswith("loading the model"):
             self.jobs.status.setText(f"model ready ({self.device_value})")
@@ -221,7 +222,7 @@ class StackJobWidget(QWidget):
 
     @property
     def device_value(self) -> str:
-        return self.device.currentText() or "cpu"
+        return self.device.value or "cpu"
 
     def selected_stack(self):
         """(layer, AFMStack) of the chosen layer, or None with the reason in the status."""

@@ -4,49 +4,79 @@ from __future__ import annotations
 
 import weakref
 
-from qtpy.QtWidgets import QComboBox
+from magicgui.widgets import ComboBox
 
 
-class LayerComboBox(QComboBox):
-    """A combo box listing the viewer's layers of one type (optionally filtered)."""
+class LayerPicker(ComboBox):
+    """A magicgui combo box of the viewer's layers of one type (optionally filtered).
 
-    def __init__(self, viewer, layer_type: str, accept=None, parent=None):
-        super().__init__(parent)
-        self.viewer = viewer
+    Its value is the layer itself (not its name), so a renamed layer stays chosen. The
+    choices follow the layer list (inserted, removed, reordered, renamed); a newly inserted
+    matching layer becomes the choice (a stack just translated, atoms just predicted);
+    ``changed`` fires whenever the chosen layer changes, also from or to none.
+    """
+
+    def __init__(self, viewer, layer_type: str, accept=None, label: str | None = None, **kwargs):
+        self._viewer_ref = weakref.ref(viewer)
         self.layer_type = layer_type
         self.accept = accept or (lambda layer: True)
-        for ev in (viewer.layers.events.inserted, viewer.layers.events.removed,
-                   viewer.layers.events.reordered):
-            ev.connect(self.refresh)
-        self.refresh()
+        super().__init__(choices=self._choices, nullable=True, label=label, **kwargs)
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.events.removed.connect(self._refresh)
+        viewer.layers.events.reordered.connect(self._refresh)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._refresh)
+        self._refresh()
 
-    def _matching(self):
-        return [ly for ly in self.viewer.layers
+    @property
+    def viewer(self):
+        return self._viewer_ref()
+
+    def _choices(self, widget=None):
+        viewer = self.viewer
+        if viewer is None:
+            return []
+        return [(ly.name, ly) for ly in viewer.layers
                 if ly._type_string == self.layer_type and self.accept(ly)]
 
-    def refresh(self, event=None):
-        """Rebuild the list; a newly inserted matching layer becomes the choice (a stack just
-        translated, atoms just predicted), else the current one stays. Listeners hear
-        ``currentTextChanged`` whenever the choice changed, also when the list was empty."""
-        current = self.currentText()
-        added = getattr(event, "value", None) if getattr(event, "type", None) == "inserted" else None
-        self.blockSignals(True)
-        self.clear()
-        names = [ly.name for ly in self._matching()]
-        self.addItems(names)
-        if added is not None and getattr(added, "name", None) in names:
-            self.setCurrentText(added.name)
-        elif current in names:
-            self.setCurrentText(current)
-        self.blockSignals(False)
-        if self.currentText() != current:
-            self.currentTextChanged.emit(self.currentText())
+    def _refresh(self, event=None):
+        before = self.value
+        with self.changed.blocked():
+            self.reset_choices()
+            layers = [c for c in self.choices if c is not None]
+            if any(c is before for c in layers):
+                self.value = before  # still there (renamed, or another layer moved)
+            elif layers:
+                self.value = layers[0]
+        if self.value is not before:
+            self.changed.emit(self.value)
+
+    def _on_inserted(self, event):
+        added = event.value
+        added.events.name.connect(self._refresh)
+        before = self.value
+        with self.changed.blocked():
+            self.reset_choices()
+            if any(c is added for c in self.choices):
+                self.value = added
+        if self.value is not before:
+            self.changed.emit(self.value)
 
     def layer(self):
-        name = self.currentText()
-        if not name or name not in self.viewer.layers:
+        """The chosen layer, or None (no matching layer)."""
+        layer, viewer = self.value, self.viewer
+        if layer is None or viewer is None or layer not in viewer.layers:
             return None
-        return self.viewer.layers[name]
+        return layer
+
+    def choose(self, name: str) -> None:
+        """Choose the layer called ``name`` (as a person picks it from the list)."""
+        self.value = self.viewer.layers[name]
+
+    @property
+    def current_name(self) -> str:
+        layer = self.layer()
+        return "" if layer is None else layer.name
 
 
 def is_stack_layer(layer) -> bool:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 from napari.qt.threading import thread_worker
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from magicgui.widgets import Container
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points
-from ._layer_choice import LayerComboBox, keep_atoms_visible
+from ._layer_choice import LayerPicker, keep_atoms_visible
 from .mpl_canvas import ThemedCanvas
 
 
@@ -99,23 +100,23 @@ class OrderWidget(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(self.DEBOUNCE_MS)
         self._timer.timeout.connect(self._compute)
-        self.points = LayerComboBox(napari_viewer, "points")
+        self.points = LayerPicker(napari_viewer, "points", label="structure")
         self.canvas = OrderHistogramCanvas(napari_viewer)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.save_figure = QPushButton("Save figure…")
         self.save_csv = QPushButton("Save numbers (CSV)…")
-        form = QFormLayout()
-        form.addRow("structure", self.points)
+        self.form = Container(widgets=[self.points], labels=True)
+        self.form.margins = (0, 0, 0, 0)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_figure)
         buttons.addWidget(self.save_csv)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
-        self.points.currentTextChanged.connect(self._watch)
+        self.points.changed.connect(self._watch)
         self.save_figure.clicked.connect(lambda: self._ask_save("figure"))
         self.save_csv.clicked.connect(lambda: self._ask_save("csv"))
         self._watch()

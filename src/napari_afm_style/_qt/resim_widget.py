@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from qtpy.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+from magicgui.widgets import CheckBox, Container, FloatSpinBox
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
+from ._layer_choice import LayerPicker, is_stack_layer, keep_atoms_visible
 
 
 class ResimWidget(QWidget):
@@ -30,26 +31,22 @@ class ResimWidget(QWidget):
         self.result = None  # (simulated AFMStack, scores)
         self.sim_layer = None
         self.diff_layer = None
-        self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
-        self.points = LayerComboBox(napari_viewer, "points")
-        self.min_confidence = QDoubleSpinBox()
-        self.min_confidence.setRange(0.0, 1.0)
-        self.min_confidence.setSingleStep(0.05)
-        self.min_confidence.setValue(0.5)
-        self.min_confidence.setToolTip("atoms of lower confidence are left out of the simulation "
-                                       "and of the tip placement (0: simulate every atom)")
+        self.image = LayerPicker(napari_viewer, "image", accept=is_stack_layer, label="scan")
+        self.points = LayerPicker(napari_viewer, "points", label="structure")
+        self.min_confidence = FloatSpinBox(
+            value=0.5, min=0.0, max=1.0, step=0.05, label="confidence ≥",
+            tooltip="atoms of lower confidence are left out of the simulation and of the tip "
+                    "placement (0: simulate every atom)")
         self.placement = None  # how the tip height was chosen (dict) for the last result
-        self.show_difference = QCheckBox("difference layer (standardised)")
+        self.show_difference = CheckBox(value=False, text="difference layer (standardised)")
+        self.form = Container(widgets=[self.image, self.points, self.min_confidence, self.show_difference],
+                              labels=True)
+        self.form.margins = (0, 0, 0, 0)
         self.scores = QLabel("")
         self.scores.setWordWrap(True)
         self.jobs = JobControls("Re-simulate")
-        form = QFormLayout()
-        form.addRow("scan", self.image)
-        form.addRow("structure", self.points)
-        form.addRow("confidence ≥", self.min_confidence)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.show_difference)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.jobs)
         layout.addWidget(self.scores)
         layout.addStretch(1)
@@ -69,7 +66,7 @@ class ResimWidget(QWidget):
             return None
         frame = points.metadata.get("atoms_info", {}).get("height_frame")
         return self.jobs.start(_resim_job, self._on_result, stack, atoms, image.name,
-                               float(self.min_confidence.value()), frame)
+                               float(self.min_confidence.value), frame)
 
     def _on_result(self, result):
         simulated, scores, diff, source, placement = result
@@ -85,7 +82,7 @@ class ResimWidget(QWidget):
             self.sim_layer.metadata["afm_stack"] = simulated
         else:
             self.sim_layer = self.viewer.add_image(data, **kwargs)
-        if self.show_difference.isChecked():
+        if self.show_difference.value:
             d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG",
                                         contrast_limits=(-3.0, 3.0))
             t = list(dk["translate"])

@@ -2,44 +2,39 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QLabel, QSlider
+from magicgui.widgets import ComboBox, FloatSlider
 
 from .._layers import stack_layer_data
 from ._jobs import StackJobWidget
+
+DIRECTIONS = [("backward (exp → sim, clean a scan)", "backward"),
+              ("forward (sim → exp, add experimental style)", "forward")]
 
 
 class TranslateWidget(StackJobWidget):
     """Runs the translator once (off the GUI thread) and caches its residual; the
     strength slider then rescales it instantly, without re-running the network."""
 
+    warm_kind = "translate"
+
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Translate", parent)
         self.translation = None  # the widget's model object (translate.Translation)
         self.output_layer = None
-        self.direction = QComboBox()
-        self.direction.addItems(["backward (exp → sim, clean a scan)",
-                                 "forward (sim → exp, add experimental style)"])
-        self.strength = QSlider(Qt.Orientation.Horizontal)
-        self.strength.setRange(0, 100)
-        self.strength.setValue(100)
-        self.strength_label = QLabel("1.00")
-        self.form.addRow("direction", self.direction)
-        self.form.addRow("strength", self.strength)
-        self.form.addRow("", self.strength_label)
+        self.direction = ComboBox(choices=DIRECTIONS, value="backward", label="direction")
+        self.strength = FloatSlider(value=1.0, min=0.0, max=1.0, step=0.01, label="strength")
+        self.add_fields(self.direction, self.strength)
         self.add_device_row()
-        self.strength.valueChanged.connect(self._on_strength)
+        self.strength.changed.connect(self._on_strength)
         self.start_warm_up()
-
-    warm_kind = "translate"
 
     @property
     def direction_value(self) -> str:
-        return self.direction.currentText().split()[0]
+        return self.direction.value
 
     @property
     def strength_value(self) -> float:
-        return self.strength.value() / 100.0
+        return round(float(self.strength.value), 2)
 
     def run(self):
         chosen = self.selected_stack()
@@ -55,7 +50,6 @@ class TranslateWidget(StackJobWidget):
         self._show(source)
 
     def _on_strength(self, value):
-        self.strength_label.setText(f"{value / 100:.2f}")
         if self.translation is not None and self.output_layer in self.viewer.layers:
             self._show(None)
 
@@ -65,7 +59,7 @@ class TranslateWidget(StackJobWidget):
             self.output_layer.data = out.data
             self.output_layer.metadata["afm_stack"] = out
             return
-        # a stable name (the pickers find layers by name); the strength is in the dock
+        # a stable name; the strength is in the dock
         name = f"{source} · {self.translation.direction}"
         data, kwargs, _ = stack_layer_data(out, name=name)
         kwargs["contrast_limits"] = (float(out.data.min()), float(out.data.max()))
