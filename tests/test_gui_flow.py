@@ -93,6 +93,20 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
     assert scores["ncc"][closest] >= 0.7
     assert "tip height" in rw.scores.text() and "closest slice NCC" in rw.scores.text()
     assert viewer.dims.nsteps[0] == len(heights)  # the re-simulation beside it: same heights
+    # the pickers stay on the scan (a second re-simulation runs against it, not against the
+    # re-simulation), and the difference layer is never offered as a Δf stack
+    assert rw.image.layer() is translated and pw.image.layer() is translated
+    rw.show_difference.value = True
+    rw.result = None
+    assert rw.run() is not None
+    qtbot.waitUntil(lambda: rw.result is not None, timeout=300_000)
+    assert rw.diff_layer is not None and all(c is not rw.diff_layer for c in pw.image.choices)
+    assert rw.image.layer() is translated
+    # a point added by hand is a sure O of an atom's size
+    atoms.add([[float(heights.min()) - 3.0, 8.0, 8.0]])
+    assert atoms.features["element"].iloc[-1] == "O" and atoms.features["confidence"].iloc[-1] == 1.0
+    assert atoms.size[-1] < 1.0
+    qtbot.waitUntil(lambda: not ow.pending, timeout=60_000)
 
     # save the atoms as XYZ and the order figure
     out = tmp_path / "atoms.xyz"

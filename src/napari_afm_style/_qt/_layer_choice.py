@@ -57,7 +57,7 @@ class LayerPicker(ComboBox):
         before = self.value
         with self.changed.blocked():
             self.reset_choices()
-            if any(c is added for c in self.choices):
+            if is_followed(added) and any(c is added for c in self.choices):
                 self.value = added
         if self.value is not before:
             self.changed.emit(self.value)
@@ -79,9 +79,21 @@ class LayerPicker(ComboBox):
         return "" if layer is None else layer.name
 
 
+#: layer metadata key for what a layer made by a dock is: "re-simulation" (a Δf stack the
+#: pickers offer but do not jump to when it appears) or "difference" (not Hz: not a stack)
+ROLE_KEY = "afm_role"
+
+
 def is_stack_layer(layer) -> bool:
-    """Image layers that carry an AFM stack (opened or produced by this plugin)."""
-    return "afm_stack" in getattr(layer, "metadata", {})
+    """Image layers that carry an AFM stack in Hz (opened or produced by this plugin)."""
+    metadata = getattr(layer, "metadata", {})
+    return "afm_stack" in metadata and metadata.get(ROLE_KEY) != "difference"
+
+
+def is_followed(layer) -> bool:
+    """Whether a new layer becomes the pickers' choice: not a re-simulation (the next
+    re-simulation must run against the scan again, and Predict stays on it)."""
+    return getattr(layer, "metadata", {}).get(ROLE_KEY) != "re-simulation"
 
 
 def _is_atoms_layer(layer) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from magicgui.widgets import ComboBox, FloatSlider
 
-from .._layers import atoms_layer_data
+from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, atoms_layer_data
 from ._jobs import StackJobWidget
 
 #: averaged views (test-time augmentation): the model's calibrated choice, or a number
@@ -77,6 +77,8 @@ class PredictWidget(StackJobWidget):
         # a point added by hand is an O the person is sure of (napari would copy the last
         # atom's element and confidence)
         self.points_layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
+        self.points_layer.current_size = ELEMENT_SIZES_A["O"]
+        self.points_layer.current_face_color = ELEMENT_COLORS["O"]
         n = len(atoms)
         counts = {s: atoms.get_chemical_symbols().count(s) for s in set(atoms.get_chemical_symbols())}
         self.jobs.status.setText(

@@ -8,7 +8,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import LayerPicker, is_stack_layer, keep_atoms_visible
+from ._layer_choice import ROLE_KEY, LayerPicker, is_stack_layer, keep_atoms_visible
 
 
 class ResimWidget(QWidget):
@@ -77,6 +77,7 @@ class ResimWidget(QWidget):
         t = list(kwargs["translate"])
         t[2] += shift  # beside the scan, same heights: the z slider moves both
         kwargs["translate"] = tuple(t)
+        kwargs["metadata"][ROLE_KEY] = "re-simulation"  # offered, but pickers do not jump to it
         if self.sim_layer is not None and self.sim_layer in self.viewer.layers:
             self.sim_layer.data = data
             self.sim_layer.metadata["afm_stack"] = simulated
@@ -88,6 +89,7 @@ class ResimWidget(QWidget):
             t = list(dk["translate"])
             t[2] += 2 * shift
             dk["translate"] = tuple(t)
+            dk["metadata"][ROLE_KEY] = "difference"  # not Hz: never offered as a Δf stack
             if self.diff_layer is not None and self.diff_layer in self.viewer.layers:
                 self.diff_layer.data = d
             else:
