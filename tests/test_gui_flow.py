@@ -49,6 +49,7 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
     assert tw.run() is not None
     qtbot.waitUntil(lambda: tw.output_layer is not None, timeout=120_000)
     translated = tw.output_layer
+    assert tw.image.layer() is scan  # Translate stays on the scan; the next docks follow
     tw.strength.value = 0.5
     half = np.array(translated.data)
     tw.strength.value = 1.0

@@ -16,10 +16,12 @@ class LayerPicker(ComboBox):
     ``changed`` fires whenever the chosen layer changes, also from or to none.
     """
 
-    def __init__(self, viewer, layer_type: str, accept=None, label: str | None = None, **kwargs):
+    def __init__(self, viewer, layer_type: str, accept=None, label: str | None = None, follow=None,
+                 **kwargs):
         self._viewer_ref = weakref.ref(viewer)
         self.layer_type = layer_type
         self.accept = accept or (lambda layer: True)
+        self.follow = follow or is_followed  # which new layers become the choice
         super().__init__(choices=self._choices, nullable=True, label=label, **kwargs)
         viewer.layers.events.inserted.connect(self._on_inserted)
         viewer.layers.events.removed.connect(self._refresh)
@@ -57,7 +59,7 @@ class LayerPicker(ComboBox):
         before = self.value
         with self.changed.blocked():
             self.reset_choices()
-            if is_followed(added) and any(c is added for c in self.choices):
+            if self.follow(added) and any(c is added for c in self.choices):
                 self.value = added
         if self.value is not before:
             self.changed.emit(self.value)

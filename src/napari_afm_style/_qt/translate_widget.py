@@ -6,6 +6,7 @@ from magicgui.widgets import ComboBox, FloatSlider
 
 from .._layers import stack_layer_data
 from ._jobs import StackJobWidget
+from ._layer_choice import ROLE_KEY, is_followed
 
 DIRECTIONS = [("backward (exp → sim, clean a scan)", "backward"),
               ("forward (sim → exp, add experimental style)", "forward")]
@@ -19,6 +20,8 @@ class TranslateWidget(StackJobWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Translate", parent)
+        # its own output is offered but not jumped to: Translate again works on the scan
+        self.image.follow = lambda layer: is_followed(layer) and layer.metadata.get(ROLE_KEY) != "translation"
         self.translation = None  # the widget's model object (translate.Translation)
         self.output_layer = None
         self.direction = ComboBox(choices=DIRECTIONS, value="backward", label="direction")
@@ -63,6 +66,7 @@ class TranslateWidget(StackJobWidget):
         name = f"{source} · {self.translation.direction}"
         data, kwargs, _ = stack_layer_data(out, name=name)
         kwargs["contrast_limits"] = (float(out.data.min()), float(out.data.max()))
+        kwargs["metadata"][ROLE_KEY] = "translation"
         self.output_layer = self.viewer.add_image(data, **kwargs)
         self.jobs.status.setText(f"{self.translation.direction} translation ready; "
                                  "move the strength slider to blend")
