@@ -115,12 +115,15 @@ def main(argv=None) -> dict:
     predict = PredictWidget(viewer)
     viewer.window.add_dock_widget(predict, name="Predict atoms", area="right")
     dock_open_s = time.perf_counter() - t0
+    loaded_at = []
+    predict.warm_worker.returned.connect(lambda _: loaded_at.append(time.perf_counter() - t0))
     predict.run()
     wait_until(lambda: predict.points_layer is not None)
     cold_s = time.perf_counter() - t0
     out["stall_ms"]["open dock + first predict (cold)"] = mon.worst_ms
     wait_until(lambda: predict.warm)
     out["predict_dock_open_s"] = round(dock_open_s, 3)
+    out["predict_model_loaded_s"] = round(loaded_at[0], 3) if loaded_at else None
     out["cold_start_to_first_prediction_s"] = round(cold_s, 3)
     settle()
     mon.reset()
@@ -185,6 +188,8 @@ def main(argv=None) -> dict:
     print(f"napari-afm-style GUI benchmark ({args.sample} sample)")
     print(f"  cold start to the first prediction (dock opened, Run at once): {out['cold_start_to_first_prediction_s']:.2f} s"
           f"  (warm {out['warm_prediction_s']:.2f} s, ratio {out['cold_over_warm']:.1f}×; target ≤ 2 s)")
+    print(f"    of which: dock made {out['predict_dock_open_s']:.2f} s (imports on the GUI thread), "
+          f"torch imported and model loaded in the background after {out['predict_model_loaded_s']:.2f} s")
     print(f"  four docks until both networks are loaded in the background: {out['build_gui_until_models_ready_s']:.2f} s")
     print("  longest event-loop stall per step (target ≤ 100 ms):")
     for k, v in out["stall_ms"].items():

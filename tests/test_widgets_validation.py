@@ -268,3 +268,23 @@ def test_magicgui_layer_pickers_follow_renames_removals_and_new_layers(make_napa
     assert widget.points.layer() is second and widget.points.current_name == "renamed"
     viewer.layers.remove(second)
     assert widget.points.layer() is first and seen[-1] is first
+
+
+def test_order_plot_keeps_its_size_when_the_four_docks_are_stacked(make_napari_viewer, qtbot):
+    """The napari ▸ Plugins route stacks the docks in one column (no tabs) in a window of
+    1089×630: the histogram must not collapse to a strip."""
+    from napari_afm_style._qt.order_widget import OrderWidget
+    from napari_afm_style._qt.predict_widget import PredictWidget
+    from napari_afm_style._qt.resim_widget import ResimWidget
+    from napari_afm_style._qt.translate_widget import TranslateWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1089, 630)
+    widgets = [cls(viewer) for cls in (TranslateWidget, PredictWidget, ResimWidget, OrderWidget)]
+    for widget in widgets:
+        viewer.window.add_dock_widget(widget, area="right")
+    order = widgets[-1]
+    qtbot.waitUntil(lambda: widgets[0].warm_finished and widgets[1].warm_finished, timeout=120_000)
+    qtbot.wait(300)
+    assert order.canvas.canvas.height() >= 250
+    assert order.canvas.canvas.width() >= 350

@@ -174,6 +174,7 @@ class StackJobWidget(QWidget):
         self.device.changed.connect(self._device_chosen)
         self.warm_worker = None
         self.warm = False  # True once the network is loaded
+        self.warm_finished = False  # True once the background load ended (loaded or not)
         self.form = Container(widgets=[self.image], labels=True)
         self.form.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
@@ -202,6 +203,7 @@ class StackJobWidget(QWidget):
                                                                 self._wanted_device)
         worker.returned.connect(self._warmed)
         worker.errored.connect(lambda exc: self.jobs.status.setText(f"model not loaded: {exc}"))
+        worker.finished.connect(lambda: setattr(self, "warm_finished", True))
         self.warm_worker = worker
         self.jobs.status.setText("loading the model in the background…")
         worker.start()
