@@ -95,5 +95,6 @@ def _predict_job(stack, model, source_name, views=None, device="cpu"):
     warm_up("predict", model, device)  # instant once the dock's background load is done
     yield (1, 2, "predicting…")
     maps = predict_maps(stack, model=model, device=device, test_time_augmentation=views)
+    maps.atoms(maps.default_threshold)  # finds (and caches) the peaks here, not on the GUI thread
     yield (2, 2, "done")
     return maps, source_name
