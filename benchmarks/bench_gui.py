@@ -88,6 +88,9 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
     p.add_argument("--json", default=None)
+    p.add_argument("--run-after", type=float, default=0.0,
+                   help="press Run this many seconds after opening the Predict dock (default 0: at once, "
+                        "the worst case; a person takes a few seconds to look at the form)")
     args = p.parse_args(argv)
 
     import sys
@@ -117,9 +120,14 @@ def main(argv=None) -> dict:
     dock_open_s = time.perf_counter() - t0
     loaded_at = []
     predict.warm_worker.returned.connect(lambda _: loaded_at.append(time.perf_counter() - t0))
+    if args.run_after > 0:
+        settle(args.run_after)
+    t_run = time.perf_counter()
     predict.run()
     wait_until(lambda: predict.points_layer is not None)
     cold_s = time.perf_counter() - t0
+    out["run_after_s"] = args.run_after
+    out["first_run_to_atoms_s"] = round(time.perf_counter() - t_run, 3)
     out["stall_ms"]["open dock + first predict (cold)"] = mon.worst_ms
     wait_until(lambda: predict.warm)
     out["predict_dock_open_s"] = round(dock_open_s, 3)
@@ -186,10 +194,12 @@ def main(argv=None) -> dict:
     out["longest_stall_step"] = max(out["stall_ms"], key=out["stall_ms"].get)
 
     print(f"napari-afm-style GUI benchmark ({args.sample} sample)")
-    print(f"  cold start to the first prediction (dock opened, Run at once): {out['cold_start_to_first_prediction_s']:.2f} s"
+    when = "at once" if not args.run_after else f"{args.run_after:g} s later"
+    print(f"  cold start to the first prediction (dock opened, Run {when}): {out['cold_start_to_first_prediction_s']:.2f} s"
+          f" (Run → atoms {out['first_run_to_atoms_s']:.2f} s)"
           f"  (warm {out['warm_prediction_s']:.2f} s, ratio {out['cold_over_warm']:.1f}×; target ≤ 2 s)")
-    print(f"    of which: dock made {out['predict_dock_open_s']:.2f} s (imports on the GUI thread), "
-          f"torch imported and model loaded in the background after {out['predict_model_loaded_s']:.2f} s")
+    print(f"    dock made in {out['predict_dock_open_s']:.2f} s (imports on the GUI thread); its background "
+          f"load (torch, model, a dummy run unless a job waits) done after {out['predict_model_loaded_s']:.2f} s")
     print(f"  four docks until both networks are loaded in the background: {out['build_gui_until_models_ready_s']:.2f} s")
     print("  longest event-loop stall per step (target ≤ 100 ms):")
     for k, v in out["stall_ms"].items():

@@ -102,6 +102,7 @@ def test_docks_load_their_network_in_the_background_and_remember_the_device(make
     assert predict.warm_worker is not None and translate.warm_worker is not None
     qtbot.waitUntil(lambda: predict.warm and translate.warm, timeout=120_000)
     assert ("predict", predict.model.value, "cpu") in _jobs._WARMED
+    assert ("predict", predict.model.value, "cpu") in _jobs._PRIMED  # no job waited: it ran once
     devices = list(predict.device.choices)
     assert devices[0] == "cpu" and all(d.startswith("cuda:") for d in devices[1:])
     assert "model ready" in predict.jobs.status.text()

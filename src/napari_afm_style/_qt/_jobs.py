@@ -102,7 +102,10 @@ class JobControls(QWidget):
 # Cold start: load the network in the background as soon as a dock opens
 # ------------------------------------------------------------------------------------
 _WARM_LOCK = threading.Lock()
-_WARMED: set = set()
+_WARMED: set = set()  # (kind, model, device) loaded
+_PRIMED: set = set()  # ... and run once
+_COUNT_LOCK = threading.Lock()
+_WAITING = [0]  # jobs waiting for a network: the background load then skips the dummy run
 #: QSettings key of the remembered device choice
 DEVICE_SETTING = "device"
 
@@ -114,23 +117,54 @@ def settings():
     return QSettings("napari-afm-style", "gui")
 
 
-def warm_up(kind: str, model: str | None, device: str) -> None:
+def warm_up(kind: str, model: str | None, device: str, prime: bool = False) -> None:
     """Import torch and load the network onto ``device`` (the libraries' caches keep it).
-    Idempotent; a job calls it first, so a job started during the warm-up waits for it
-    instead of loading twice."""
+
+    ``prime`` (the dock's background load) also runs the network once on a dummy stack,
+    which pays the first call's one-time costs (allocations, kernel choice), unless a job
+    is already waiting for the network. Idempotent; a job calls it first, so a job started
+    during the warm-up waits for it instead of loading twice."""
     key = (kind, model, device)
-    with _WARM_LOCK:
-        if key in _WARMED:
-            return
-        if kind == "predict":
-            from ..predict import load_model
+    if not prime:
+        with _COUNT_LOCK:
+            _WAITING[0] += 1
+    try:
+        with _WARM_LOCK:
+            if key not in _WARMED:
+                if kind == "predict":
+                    from ..predict import load_model
 
-            load_model(model, device)
-        else:
-            from ..translate import load_translator
+                    load_model(model, device)
+                else:
+                    from ..translate import load_translator
 
-            load_translator(model)  # the job moves it to a GPU (cached there) when chosen
-        _WARMED.add(key)
+                    load_translator(model)  # the job moves it to a GPU (cached there) when chosen
+                _WARMED.add(key)
+            if prime and key not in _PRIMED and _WAITING[0] == 0:
+                _prime(kind, model, device)
+                _PRIMED.add(key)
+    finally:
+        if not prime:
+            with _COUNT_LOCK:
+                _WAITING[0] -= 1
+
+
+def _prime(kind, model, device):
+    import numpy as np
+
+    from ..stack import AFMStack
+
+    data = np.random.default_rng(0).normal(size=(10, 128, 128)).astype(np.float32)
+    dummy = AFMStack(data, heights_A=0.9 - 0.1 * np.arange(10), pixel_size_A=0.125, origin_A=(0.0, 0.0),
+                     metadata={"height_frame": "relative: 0 = closest slice, positive = farther"})
+    if kind == "predict":
+        from ..predict import predict_maps
+
+        predict_maps(dummy, model=model, device=device, test_time_augmentation=1)
+    else:
+        from ..translate import prepare_translation
+
+        prepare_translation(dummy, "backward", model=model, device=device)
 
 
 def available_devices() -> list[str]:
@@ -145,7 +179,7 @@ def available_devices() -> list[str]:
 
 def _warm_job(kind, model, device):
     devices = available_devices()  # imports torch: the biggest part of a cold start
-    warm_up(kind, model, device if device in devices else "cpu")
+    warm_up(kind, model, device if device in devices else "cpu", prime=True)
     return devices
 
 

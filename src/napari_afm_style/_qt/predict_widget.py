@@ -74,11 +74,11 @@ class PredictWidget(StackJobWidget):
         else:
             kwargs.pop("name")
             self.points_layer = self.viewer.add_points(data, name=name, **kwargs)
+            self.points_layer.current_size = ELEMENT_SIZES_A["O"]
+            self.points_layer.current_face_color = ELEMENT_COLORS["O"]
         # a point added by hand is an O the person is sure of (napari would copy the last
-        # atom's element and confidence)
+        # atom's element and confidence; setting the features resets it, hence every time)
         self.points_layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
-        self.points_layer.current_size = ELEMENT_SIZES_A["O"]
-        self.points_layer.current_face_color = ELEMENT_COLORS["O"]
         n = len(atoms)
         counts = {s: atoms.get_chemical_symbols().count(s) for s in set(atoms.get_chemical_symbols())}
         self.jobs.status.setText(
