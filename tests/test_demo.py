@@ -20,3 +20,9 @@ def test_demo_quick_runs_whole_pipeline(tmp_path):
                                          "order", "export"}
     assert json.loads((tmp_path / "summary.json").read_text())["sample"] == "experiment_like"
     assert sum(summary["atoms_found"].values()) > 0
+    # the re-simulation says how its tip height was chosen (confident atoms / own frame)
+    assert "confident" in summary["resim_tip_placement"] or "own height frame" in summary["resim_tip_placement"]
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "pipeline.png").size
+    assert width >= 2000 and height >= 450  # five labelled panels, titles and colourbars inside

@@ -81,3 +81,32 @@ def test_broken_file_raises_clear_error(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     with pytest.raises(Exception, match="broken.npz"):
         viewer.open(str(bad), plugin="napari-afm-style")
+
+
+def test_our_but_broken_files_say_why_and_foreign_files_stay_silent(tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    from napari_afm_style._reader import broken_reason
+
+    sxm = tmp_path / "scan.sxm"
+    sxm.write_text("hello\nthis is not a Nanonis header\n")
+    xyz = tmp_path / "atoms.xyz"
+    xyz.write_text("two atoms\ncomment\nO 0 0 0\n")
+    photo = tmp_path / "photo.tif"
+    photo.write_text("just text")
+    other = tmp_path / "crystal.xsf"
+    other.write_text("CRYSTAL\n")
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    try:
+        assert napari_get_reader(str(sxm)) is None
+        assert napari_get_reader(str(xyz)) is None
+        assert napari_get_reader(str(photo)) is None
+        assert napari_get_reader(str(other)) is None
+    finally:
+        notification_manager.notification_ready.disconnect(seen.append)
+    messages = [str(n.message) for n in seen]
+    assert len(messages) == 2, messages
+    assert "scan.sxm" in messages[0] and "SCANIT_END" in messages[0]
+    assert "atoms.xyz" in messages[1] and "number of atoms" in messages[1]
+    assert broken_reason(photo) is None and broken_reason(other) is None

@@ -15,8 +15,8 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     image, truth = viewer.open_sample("napari-afm-style", "water_sim")
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.image.setCurrentText(image.name)
-    widget.model.setCurrentText("pure")
+    widget.image.value = image
+    widget.model.value = "pure"
     widget.run()
     qtbot.waitUntil(lambda: widget.points_layer is not None, timeout=60_000)
     layer = widget.points_layer
@@ -33,9 +33,9 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     assert np.all(z < stack.heights_A[-1] - 1.0)
     # threshold slider: no network re-run, fewer atoms at a higher threshold
     maps = widget.maps
-    widget.threshold.setValue(95)
+    widget.threshold.value = 0.95
     assert widget.maps is maps and len(layer.data) <= n_default
-    widget.threshold.setValue(10)
+    widget.threshold.value = 0.10
     assert len(layer.data) >= n_default
     # edit by hand (delete one atom) and export with elements kept
     layer.selected_data = {0}
@@ -47,7 +47,7 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     assert len(atoms) == len(layer.data)
     assert atoms.get_chemical_symbols() == list(layer.features["element"])
     # a chosen number of averaged views re-runs the network with it
-    widget.views.setCurrentText("4")
+    widget.views.value = 4
     assert not widget.jobs.running  # the slot is free once the first job's result is in
     assert widget.run() is not None
     qtbot.waitUntil(lambda: widget.maps is not maps and widget.maps.info["test_time_augmentation_views"] == 4,
@@ -66,7 +66,7 @@ def test_translate_widget_strength_slider(make_napari_viewer, qtbot):
     image = viewer.open_sample("napari-afm-style", "water_experiment_like")[0]
     widget = TranslateWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.image.setCurrentText(image.name)
+    widget.image.value = image
     widget.run()
     qtbot.waitUntil(lambda: widget.output_layer is not None, timeout=60_000)
     out = widget.output_layer
@@ -74,10 +74,39 @@ def test_translate_widget_strength_slider(make_napari_viewer, qtbot):
     full = np.array(out.data)
     assert not np.allclose(full, image.data)
     translation = widget.translation
-    widget.strength.setValue(0)  # strength 0: exactly the input, without re-running
+    widget.strength.value = 0.0  # strength 0: exactly the input, without re-running
     assert widget.translation is translation
     assert np.array_equal(np.asarray(out.data), np.asarray(image.data))
-    widget.strength.setValue(50)
+    widget.strength.value = 0.5
     half = np.asarray(out.data)
     assert np.allclose(half, 0.5 * (full + np.asarray(image.data)), atol=1e-4)
     assert out.metadata["afm_stack"].metadata["history"][-1]["step"].startswith("translate")
+
+
+@pytest.mark.skipif("pure" not in list_models(), reason="no shipped structure model")
+def test_docks_load_their_network_in_the_background_and_remember_the_device(make_napari_viewer, qtbot,
+                                                                           tmp_path):
+    """Opening a dock loads its network off the GUI thread; the device choice offers the CPU
+    (and GPUs torch sees) and is remembered by the next dock."""
+    from qtpy.QtCore import QSettings
+
+    from napari_afm_style._qt import _jobs
+    from napari_afm_style._qt.predict_widget import PredictWidget
+    from napari_afm_style._qt.translate_widget import TranslateWidget
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    _jobs.settings().remove(_jobs.DEVICE_SETTING)
+    viewer = make_napari_viewer()
+    predict = PredictWidget(viewer)
+    translate = TranslateWidget(viewer)
+    assert predict.warm_worker is not None and translate.warm_worker is not None
+    qtbot.waitUntil(lambda: predict.warm and translate.warm, timeout=120_000)
+    assert ("predict", predict.model.value, "cpu") in _jobs._WARMED
+    assert ("predict", predict.model.value, "cpu") in _jobs._PRIMED  # no job waited: it ran once
+    devices = list(predict.device.choices)
+    assert devices[0] == "cpu" and all(d.startswith("cuda:") for d in devices[1:])
+    assert "model ready" in predict.jobs.status.text()
+    predict.device.value = devices[-1]
+    again = PredictWidget(viewer)
+    qtbot.waitUntil(lambda: again.warm, timeout=120_000)
+    assert again.device_value == devices[-1]

@@ -27,7 +27,44 @@ def napari_get_reader(path):
         return None  # a photograph or a colour image: another plugin's (napari would ask which reader)
     if fmt is not None:
         return _read_stack
+    reason = broken_reason(p)
+    if reason is not None:
+        _notify(f"napari-afm-style cannot open {p.name}: {reason}")
     return None
+
+
+#: suffixes no other kind of file uses: a file with one of them that our sniffers refuse is
+#: ours but broken (say why); any other refused file is foreign (stay silent, let another
+#: plugin try): a .tif photo, an .npz of other arrays, an .xsf crystal structure
+_OURS_ONLY = {".sxm": "sxm", ".gwy": "gwy", ".xyz": None, ".extxyz": None}
+
+
+def broken_reason(path) -> str | None:
+    """Why ``path``, a file of one of our own formats that the sniffers refused, cannot be
+    read (the same message the CLI prints); None for a foreign or missing file."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in _OURS_ONLY or not p.is_file():
+        return None
+    import importlib
+
+    try:
+        if _OURS_ONLY[suffix] is None:
+            read_atoms(p)
+        else:
+            importlib.import_module(f".io.{_OURS_ONLY[suffix]}", __package__).read(p)
+    except Exception as e:  # noqa: BLE001 - the message is the point
+        message = str(e)
+        return message.split(": ", 1)[1] if message.startswith(str(p)) else message
+    return None
+
+
+def _notify(message: str) -> None:
+    try:
+        from napari.utils.notifications import show_warning
+    except ImportError:  # used without napari (tests of the reader alone, scripts)
+        return
+    show_warning(message)
 
 
 def _read_stack(path):

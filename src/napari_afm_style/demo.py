@@ -33,7 +33,10 @@ def _timed(times: dict, name: str):
     times[name] = time.perf_counter() - t0
 
 
-def _figure(stack, translated, simulated, atoms, dist, path, strength=1.0):
+def _figure(stack, translated, simulated, atoms, dist, path, strength=1.0, scores=None):
+    """The pipeline at a glance: three Δf panels (closest slice, each with its colourbar in
+    Hz), the predicted atoms over the scan they were predicted on, and the S_k / S_g
+    histograms of the prediction over theory with their Wasserstein distances W."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,29 +44,45 @@ def _figure(stack, translated, simulated, atoms, dist, path, strength=1.0):
 
     from .order import histogram_data, tetrahedral_order
 
-    fig, axes = plt.subplots(1, 5, figsize=(17, 3.6), layout="constrained")
+    fig, axes = plt.subplots(1, 5, figsize=(20, 4.6), layout="constrained",
+                             gridspec_kw={"width_ratios": [1, 1, 1, 0.9, 0.9]})
     extent = (stack.x_A[0], stack.x_A[-1], stack.y_A[-1], stack.y_A[0])
-    for ax, s, title in zip(axes[:3], (stack, translated, simulated),
-                            ("scan (closest slice)", f"predicted on: backward α = {strength:g}"
-                             if strength else "predicted atoms on the raw scan", "re-simulated prediction")):
-        ax.imshow(s.data[-1], cmap="gray", extent=extent)
-        ax.set_title(title)
+    closest = int(np.argmin(stack.heights_A))
+    z_label = f"{stack.heights_A[closest]:.2f} Å" + ("" if stack.heights_are_absolute else " (relative)")
+    ncc = f", NCC {scores['ncc'][closest]:.2f}" if scores and "ncc" in scores else ""
+    titles = (f"scan, closest slice z = {z_label}",
+              f"predicted atoms on the scan\ntranslated backward, strength {strength:g}"
+              if strength else "predicted atoms on the raw scan",
+              f"re-simulated prediction (ppafm){ncc}")
+    for ax, s, title in zip(axes[:3], (stack, translated, simulated), titles):
+        im = ax.imshow(s.data[closest], cmap="gray", extent=extent)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("x (Å)")
+        ax.set_ylabel("y (Å)")
+        units = s.metadata.get("data_units", "Hz")
+        fig.colorbar(im, ax=ax, shrink=0.85, label=f"Δf ({units})" if units == "Hz" else units)
     symbols = np.array(atoms.get_chemical_symbols())
     for el, color in (("O", "red"), ("H", "white")):
         p = atoms.positions[symbols == el]
-        axes[1].scatter(p[:, 0], p[:, 1], s=10 if el == "O" else 4, c=color, edgecolors="k",
-                        linewidths=0.3)
+        axes[1].scatter(p[:, 0], p[:, 1], s=12 if el == "O" else 5, c=color, edgecolors="k",
+                        linewidths=0.3, label=el)
+    if len(atoms):
+        axes[1].legend(fontsize=7, loc="lower right", framealpha=0.8)
     oxygen = atoms.positions[symbols == "O"]
     idx, sk, sg = tetrahedral_order(oxygen) if len(oxygen) else ([], [], [])
-    for ax, key in zip(axes[3:], ("S_k", "S_g")):
+    for ax, key, name in zip(axes[3:], ("S_k", "S_g"), ("$S_k$ (translational order)", "$S_g$ (orientational order)")):
         if len(idx):
             h = histogram_data(sk, sg)[key]
-            ax.bar(h["centres"], h["reference"], width=np.diff(h["edges"]), color="0.6", label="theory")
-            ax.step(h["edges"][:-1], h["prediction"], where="post", color="C3",
-                    label=f"prediction (W={dist.get('wasserstein_' + key, float('nan')):.3g})")
-            ax.legend(fontsize=7)
-        ax.set_xlabel(key)
+            ax.stairs(h["reference"], h["edges"], fill=True, color="0.6", label="theory (reference)")
+            ax.stairs(h["prediction"], h["edges"], color="C3", lw=1.6, label=f"prediction ({len(idx)} O centres)")
+            ax.legend(fontsize=7, loc="upper left")
+            ax.set_title(f"{name}\nW = {dist.get('wasserstein_' + key, float('nan')):.3g} to theory", fontsize=10)
+        else:
+            ax.set_title(f"{name}\n(no O with 4 neighbours)", fontsize=10)
+        ax.set_xlabel("$" + key.replace("_", "_{") + "}$")
+        ax.set_ylabel("probability density")
+    fig.supxlabel("W: Wasserstein (earth mover's) distance between the prediction's and theory's distribution "
+                  "of the parameter, in its units; 0 = identical", fontsize=8, color="0.3")
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -81,7 +100,7 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
     from .io import read_stack, write_atoms, write_stack
     from .order import order_distances
     from .predict import DEFAULT_MODEL, predict
-    from .simulate import simulate
+    from .simulate import place_tip_over_prediction, simulate
     from .translate import translate
 
     model = DEFAULT_MODEL if model is None else model
@@ -99,9 +118,15 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
     with _timed(times, "predict"):
         atoms = predict(translated, model=model, threshold=threshold)
     with _timed(times, "resimulate"):
+        # as the Re-simulate dock does: confident atoms only, the tip placed from them or
+        # the stack's own height frame (one unsure atom above the rest must not set it)
         window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
-        full = complete_structure(atoms, window_A=window) if len(atoms) else None
-        simulated = simulate(full, stack) if full is not None else stack.replace(data=np.zeros_like(stack.data))
+        placement = (place_tip_over_prediction(atoms, stack, atoms_height_frame=atoms.info.get("height_frame"))
+                     if len(atoms) else None)
+        kept = atoms[placement["confident"]] if placement is not None else atoms
+        full = complete_structure(kept, window_A=window) if len(kept) else None
+        simulated = (simulate(full, stack, height_offset_A=placement["height_offset_A"]) if full is not None
+                     else stack.replace(data=np.zeros_like(stack.data)))
         scores = match_scores(stack, simulated) if full is not None else {"ncc_mean": float("nan"), "ssim_mean": float("nan")}
     with _timed(times, "order"):
         n_o = int(np.sum(np.array(atoms.get_chemical_symbols()) == "O"))
@@ -110,7 +135,7 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
         write_atoms(atoms, out / "predicted.xyz")
         write_stack(translated, out / "translated_backward.npz")
         write_stack(simulated, out / "resimulated.npz")
-        _figure(stack, translated, simulated, atoms, dist, out / "pipeline.png", strength)
+        _figure(stack, translated, simulated, atoms, dist, out / "pipeline.png", strength, scores)
     symbols = atoms.get_chemical_symbols()
     summary = {
         "sample": sample,
@@ -119,6 +144,9 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
         "model": model,
         "translation_strength": strength,
         "resim_ncc_mean": scores["ncc_mean"],
+        "resim_ncc_closest": (scores["ncc"][int(np.argmin(stack.heights_A))] if "ncc" in scores else float("nan")),
+        "resim_tip_placement": placement["note"] if placement is not None else None,
+        "resim_atoms_left_out": int(len(atoms) - len(kept)),
         "resim_ssim_mean": scores["ssim_mean"],
         "wasserstein_S_k": dist.get("wasserstein_S_k"),
         "wasserstein_S_g": dist.get("wasserstein_S_g"),
@@ -157,19 +185,50 @@ def configure_gui_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
 
 
-def run_gui(args) -> int:  # pragma: no cover - interactive
-    import napari
+#: share of the screen's free area the `afm-style gui` window takes
+GUI_SCREEN_FRACTION = 0.9
+
+
+def build_gui(viewer, sample: str | None = "experiment_like") -> dict:
+    """Dock the four widgets in the order of the path (translate → predict → re-simulate →
+    order) as tabs, open ``sample`` (None: nothing), size the window to most of the screen
+    and put the first step (Style translation) in front. Returns the widgets by role."""
+    from qtpy.QtWidgets import QApplication
 
     from ._qt.order_widget import OrderWidget
     from ._qt.predict_widget import PredictWidget
     from ._qt.resim_widget import ResimWidget
     from ._qt.translate_widget import TranslateWidget
 
+    if sample is not None:
+        key = "water_experiment_like" if sample == "experiment_like" else "water_sim"
+        viewer.open_sample("napari-afm-style", key)
+    widgets, docks = {}, {}
+    for role, widget, name in (("translate", TranslateWidget, "Style translation"),
+                               ("predict", PredictWidget, "Predict atoms"),
+                               ("resim", ResimWidget, "Re-simulate structure"),
+                               ("order", OrderWidget, "Tetrahedral order")):
+        widgets[role] = widget(viewer)
+        docks[role] = viewer.window.add_dock_widget(widgets[role], name=name, area="right", tabify=True)
+    # the first step in front, not the (still empty) order plot; Qt makes the tab bar when
+    # the window shows, so raise again once the event loop has run
+    from qtpy.QtCore import QTimer
+
+    docks["translate"].raise_()
+    QTimer.singleShot(0, docks["translate"].raise_)
+    screen = QApplication.primaryScreen()
+    if screen is not None:
+        geo = screen.availableGeometry()
+        w, h = int(geo.width() * GUI_SCREEN_FRACTION), int(geo.height() * GUI_SCREEN_FRACTION)
+        viewer.window.set_geometry(geo.x() + (geo.width() - w) // 2, geo.y() + (geo.height() - h) // 2, w, h)
+    widgets["docks"] = docks
+    return widgets
+
+
+def run_gui(args) -> int:  # pragma: no cover - interactive
+    import napari
+
     viewer = napari.Viewer(title="napari-afm-style")
-    key = "water_experiment_like" if args.sample == "experiment_like" else "water_sim"
-    viewer.open_sample("napari-afm-style", key)
-    for widget, name in ((TranslateWidget, "Style translation"), (PredictWidget, "Predict atoms"),
-                         (ResimWidget, "Re-simulate structure"), (OrderWidget, "Tetrahedral order")):
-        viewer.window.add_dock_widget(widget(viewer), name=name, area="right", tabify=True)
+    build_gui(viewer, args.sample)
     napari.run()
     return 0

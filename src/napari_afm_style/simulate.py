@@ -49,6 +49,7 @@ __all__ = [
     "SUBSTRATE_NUMBERS",
     "simulate",
     "simulate_straightforward",
+    "place_tip_over_prediction",
     "scan_like",
     "scan_from_ppafm_info",
     "tip_from_ppafm_info",
@@ -673,6 +674,58 @@ def _resolve_height_offset(like: AFMStack, pos: np.ndarray, numbers: np.ndarray,
         f"like's heights are relative ({like.height_frame}); closest slice placed 3.0 Å above "
         f"the topmost atom under the window (z = {top:.3f} Å): offset {off:+.3f} Å"
     )
+
+
+def place_tip_over_prediction(atoms, like: AFMStack, min_confidence: float = 0.5, gap_A: float = 3.0,
+                              atoms_height_frame: str | None = None) -> dict:
+    """Height offset for re-simulating a predicted structure on a scan with relative heights.
+
+    Robust to a stray, low-confidence atom above the rest: only atoms with confidence ≥
+    ``min_confidence`` (``atoms.arrays["confidence"]``; all atoms when there is none), not
+    substrate, under the window, are considered. When the atoms were predicted from a stack
+    in ``like``'s own height frame (``atoms_height_frame == like.height_frame``, as
+    :func:`napari_afm_style.predict.predict` records in ``atoms.info["height_frame"]``), their
+    z already is in that frame: offset 0, unless that would put the closest slice less than
+    ``gap_A − 1`` Å above the topmost confident atom. Otherwise the closest slice is placed
+    ``gap_A`` above it. Absolute heights: offset 0.
+
+    Returns a dict: ``height_offset_A`` (for :func:`simulate`), ``set_by`` (indices of the
+    atoms that set it), ``confident`` (bool mask) and ``note`` (one line saying how).
+
+    >>> from ase import Atoms
+    >>> a = Atoms("OOH", positions=[[0, 0, -3.3], [1, 0, -3.2], [0, 1, -2.4]])
+    >>> a.arrays["confidence"] = np.array([0.9, 0.8, 0.4])
+    >>> like = AFMStack(np.zeros((2, 4, 4)), heights_A=[0.1, 0.0], pixel_size_A=0.5, origin_A=(0, 0),
+    ...                 metadata={"height_frame": "relative"})
+    >>> p = place_tip_over_prediction(a, like)
+    >>> round(p["height_offset_A"], 2), p["set_by"]
+    (-0.2, [1])
+    """
+    pos, numbers, _, _ = _atoms_arrays(atoms)
+    n = len(pos)
+    conf = np.asarray(atoms.arrays["confidence"], dtype=float) if "confidence" in atoms.arrays else np.ones(n)
+    if like.heights_are_absolute:
+        return {"height_offset_A": 0.0, "set_by": [], "confident": conf >= min_confidence,
+                "note": "absolute heights (the geometry's frame)"}
+    ads = ~np.isin(numbers, SUBSTRATE_NUMBERS)
+    inside = ((pos[:, 0] >= like.x_A[0] - 1) & (pos[:, 0] <= like.x_A[-1] + 1)
+              & (pos[:, 1] >= like.y_A[0] - 1) & (pos[:, 1] <= like.y_A[-1] + 1))
+    confident = conf >= min_confidence
+    for sel in (ads & inside & confident, ads & inside, ads, np.ones(n, bool)):
+        if sel.any():
+            break
+    top_i = int(np.flatnonzero(sel)[np.argmax(pos[sel, 2])])
+    top = float(pos[top_i, 2])
+    closest = float(like.heights_A.min())
+    who = f"{atoms.get_chemical_symbols()[top_i]} #{top_i} (z = {top:.2f} Å, confidence {conf[top_i]:.2f})"
+    if atoms_height_frame is not None and atoms_height_frame == like.height_frame and closest - top >= gap_A - 1.0:
+        return {"height_offset_A": 0.0, "set_by": [], "confident": confident,
+                "note": f"the stack's own height frame (atoms predicted from it); closest slice "
+                        f"{closest - top:.2f} Å above the topmost confident atom, {who}"}
+    off = top + gap_A - closest
+    return {"height_offset_A": off, "set_by": [top_i], "confident": confident,
+            "note": f"closest slice {gap_A:.1f} Å above the topmost atom of confidence ≥ "
+                    f"{min_confidence:.2f}, {who}: offset {off:+.2f} Å"}
 
 
 def _top_adsorbate_z(pos, numbers, like: AFMStack | None = None) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Callable
 
 from napari.qt.threading import thread_worker
@@ -97,27 +98,167 @@ class JobControls(QWidget):
             show_info("cancelled")
 
 
+# ------------------------------------------------------------------------------------
+# Cold start: load the network in the background as soon as a dock opens
+# ------------------------------------------------------------------------------------
+_WARM_LOCK = threading.Lock()
+_WARMED: set = set()  # (kind, model, device) loaded
+_PRIMED: set = set()  # ... and run once
+_COUNT_LOCK = threading.Lock()
+_WAITING = [0]  # jobs waiting for a network: the background load then skips the dummy run
+#: QSettings key of the remembered device choice
+DEVICE_SETTING = "device"
+
+
+def settings():
+    """The plugin's own QSettings (remembered choices between sessions)."""
+    from qtpy.QtCore import QSettings
+
+    return QSettings("napari-afm-style", "gui")
+
+
+def warm_up(kind: str, model: str | None, device: str, prime: bool = False) -> None:
+    """Import torch and load the network onto ``device`` (the libraries' caches keep it).
+
+    ``prime`` (the dock's background load) also runs the network once on a dummy stack,
+    which pays the first call's one-time costs (allocations, kernel choice), unless a job
+    is already waiting for the network. Idempotent; a job calls it first, so a job started
+    during the warm-up waits for it instead of loading twice."""
+    key = (kind, model, device)
+    if not prime:
+        with _COUNT_LOCK:
+            _WAITING[0] += 1
+    try:
+        with _WARM_LOCK:
+            if key not in _WARMED:
+                if kind == "predict":
+                    from ..predict import load_model
+
+                    load_model(model, device)
+                else:
+                    from ..translate import load_translator
+
+                    load_translator(model)  # the job moves it to a GPU (cached there) when chosen
+                _WARMED.add(key)
+            if prime and key not in _PRIMED and _WAITING[0] == 0:
+                _prime(kind, model, device)
+                _PRIMED.add(key)
+    finally:
+        if not prime:
+            with _COUNT_LOCK:
+                _WAITING[0] -= 1
+
+
+def _prime(kind, model, device):
+    import numpy as np
+
+    from ..stack import AFMStack
+
+    data = np.random.default_rng(0).normal(size=(10, 128, 128)).astype(np.float32)
+    dummy = AFMStack(data, heights_A=0.9 - 0.1 * np.arange(10), pixel_size_A=0.125, origin_A=(0.0, 0.0),
+                     metadata={"height_frame": "relative: 0 = closest slice, positive = farther"})
+    if kind == "predict":
+        from ..predict import predict_maps
+
+        predict_maps(dummy, model=model, device=device, test_time_augmentation=1)
+    else:
+        from ..translate import prepare_translation
+
+        prepare_translation(dummy, "backward", model=model, device=device)
+
+
+def available_devices() -> list[str]:
+    """Torch devices this machine offers: "cpu", then "cuda:N" for every visible GPU."""
+    import torch
+
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return devices
+
+
+def _warm_job(kind, model, device):
+    devices = available_devices()  # imports torch: the biggest part of a cold start
+    warm_up(kind, model, device if device in devices else "cpu", prime=True)
+    return devices
+
+
 class StackJobWidget(QWidget):
-    """Base of the docks that run one job on a chosen Δf stack layer: a stack picker, a
-    form for the subclass's controls, and :class:`JobControls`."""
+    """Base of the docks that run one job on a chosen Δf stack layer: a magicgui form (a
+    stack picker that follows the layer list, the subclass's controls, the device) above
+    :class:`JobControls`."""
+
+    #: "predict" or "translate": which network :meth:`start_warm_up` loads
+    warm_kind = None
 
     def __init__(self, napari_viewer, run_text: str, parent=None):
         super().__init__(parent)
-        from qtpy.QtWidgets import QFormLayout, QVBoxLayout
+        from magicgui.widgets import ComboBox, Container
+        from qtpy.QtWidgets import QVBoxLayout
 
-        from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
+        from ._layer_choice import LayerPicker, is_stack_layer, keep_atoms_visible
 
         self.viewer = napari_viewer
-        self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
+        self.image = LayerPicker(napari_viewer, "image", accept=is_stack_layer, label="Δf stack")
         self.jobs = JobControls(run_text)
-        self.form = QFormLayout()
-        self.form.addRow("Δf stack", self.image)
+        # CPU, plus the GPUs torch sees (filled in by the background warm-up, which imports
+        # torch off the GUI thread); the choice is remembered between sessions
+        self._wanted_device = str(settings().value(DEVICE_SETTING, "cpu"))
+        self.device = ComboBox(choices=["cpu"], value="cpu", label="device")
+        self.device.changed.connect(self._device_chosen)
+        self.warm_worker = None
+        self.warm = False  # True once the network is loaded
+        self.warm_finished = False  # True once the background load ended (loaded or not)
+        self.form = Container(widgets=[self.image], labels=True)
+        self.form.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
-        layout.addLayout(self.form)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.jobs)
         layout.addStretch(1)
         self.jobs.run_button.clicked.connect(self.run)
         keep_atoms_visible(napari_viewer)
+
+    def warm_model(self):  # pragma: no cover - subclasses
+        return None
+
+    def add_fields(self, *widgets):
+        """Append magicgui widgets to the form (labelled rows)."""
+        for widget in widgets:
+            self.form.append(widget)
+
+    def add_device_row(self):
+        self.form.append(self.device)
+
+    def start_warm_up(self):
+        """Load the network (and find the GPUs) in a background thread."""
+        if self.warm_kind is None:
+            return None
+        worker = thread_worker(_warm_job, start_thread=False)(self.warm_kind, self.warm_model(),
+                                                                self._wanted_device)
+        worker.returned.connect(self._warmed)
+        worker.errored.connect(lambda exc: self.jobs.status.setText(f"model not loaded: {exc}"))
+        worker.finished.connect(lambda: setattr(self, "warm_finished", True))
+        self.warm_worker = worker
+        self.jobs.status.setText("loading the model in the background…")
+        worker.start()
+        return worker
+
+    def _warmed(self, devices):
+        with self.device.changed.blocked():
+            self.device.choices = devices
+            self.device.value = self._wanted_device if self._wanted_device in devices else "cpu"
+        self.warm = True
+        if not self.jobs.running and self.jobs.status.text().startswith("loading the model"):
+            self.jobs.status.setText(f"model ready ({self.device_value})")
+
+    def _device_chosen(self, name):
+        if name:
+            self._wanted_device = name
+            settings().setValue(DEVICE_SETTING, name)
+
+    @property
+    def device_value(self) -> str:
+        return self.device.value or "cpu"
 
     def selected_stack(self):
         """(layer, AFMStack) of the chosen layer, or None with the reason in the status."""

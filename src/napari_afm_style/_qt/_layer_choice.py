@@ -4,83 +4,173 @@ from __future__ import annotations
 
 import weakref
 
-from qtpy.QtWidgets import QComboBox
+from magicgui.widgets import ComboBox
 
 
-class LayerComboBox(QComboBox):
-    """A combo box listing the viewer's layers of one type (optionally filtered)."""
+class LayerPicker(ComboBox):
+    """A magicgui combo box of the viewer's layers of one type (optionally filtered).
 
-    def __init__(self, viewer, layer_type: str, accept=None, parent=None):
-        super().__init__(parent)
-        self.viewer = viewer
+    Its value is the layer itself (not its name), so a renamed layer stays chosen. The
+    choices follow the layer list (inserted, removed, reordered, renamed); a newly inserted
+    matching layer becomes the choice (a stack just translated, atoms just predicted);
+    ``changed`` fires whenever the chosen layer changes, also from or to none.
+    """
+
+    def __init__(self, viewer, layer_type: str, accept=None, label: str | None = None, follow=None,
+                 **kwargs):
+        self._viewer_ref = weakref.ref(viewer)
         self.layer_type = layer_type
         self.accept = accept or (lambda layer: True)
-        for ev in (viewer.layers.events.inserted, viewer.layers.events.removed,
-                   viewer.layers.events.reordered):
-            ev.connect(self.refresh)
-        self.refresh()
+        self.follow = follow or is_followed  # which new layers become the choice
+        super().__init__(choices=self._choices, nullable=True, label=label, **kwargs)
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.events.removed.connect(self._refresh)
+        viewer.layers.events.reordered.connect(self._refresh)
+        for layer in viewer.layers:
+            layer.events.name.connect(self._refresh)
+        self._refresh()
 
-    def _matching(self):
-        return [ly for ly in self.viewer.layers
+    @property
+    def viewer(self):
+        return self._viewer_ref()
+
+    def _choices(self, widget=None):
+        viewer = self.viewer
+        if viewer is None:
+            return []
+        return [(ly.name, ly) for ly in viewer.layers
                 if ly._type_string == self.layer_type and self.accept(ly)]
 
-    def refresh(self, event=None):
-        """Rebuild the list; a newly inserted matching layer becomes the choice (a stack just
-        translated, atoms just predicted), else the current one stays. Listeners hear
-        ``currentTextChanged`` whenever the choice changed, also when the list was empty."""
-        current = self.currentText()
-        added = getattr(event, "value", None) if getattr(event, "type", None) == "inserted" else None
-        self.blockSignals(True)
-        self.clear()
-        names = [ly.name for ly in self._matching()]
-        self.addItems(names)
-        if added is not None and getattr(added, "name", None) in names:
-            self.setCurrentText(added.name)
-        elif current in names:
-            self.setCurrentText(current)
-        self.blockSignals(False)
-        if self.currentText() != current:
-            self.currentTextChanged.emit(self.currentText())
+    def _refresh(self, event=None):
+        before = self.value
+        with self.changed.blocked():
+            self.reset_choices()
+            layers = [c for c in self.choices if c is not None]
+            if any(c is before for c in layers):
+                self.value = before  # still there (renamed, or another layer moved)
+            elif layers:
+                self.value = layers[0]
+        if self.value is not before:
+            self.changed.emit(self.value)
+
+    def _on_inserted(self, event):
+        added = event.value
+        added.events.name.connect(self._refresh)
+        before = self.value
+        with self.changed.blocked():
+            self.reset_choices()
+            if self.follow(added) and any(c is added for c in self.choices):
+                self.value = added
+        if self.value is not before:
+            self.changed.emit(self.value)
 
     def layer(self):
-        name = self.currentText()
-        if not name or name not in self.viewer.layers:
+        """The chosen layer, or None (no matching layer)."""
+        layer, viewer = self.value, self.viewer
+        if layer is None or viewer is None or layer not in viewer.layers:
             return None
-        return self.viewer.layers[name]
+        return layer
+
+    def choose(self, name: str) -> None:
+        """Choose the layer called ``name`` (as a person picks it from the list)."""
+        self.value = self.viewer.layers[name]
+
+    @property
+    def current_name(self) -> str:
+        layer = self.layer()
+        return "" if layer is None else layer.name
+
+
+#: layer metadata key for what a layer made by a dock is: "re-simulation" (a Δf stack the
+#: pickers offer but do not jump to when it appears) or "difference" (not Hz: not a stack)
+ROLE_KEY = "afm_role"
 
 
 def is_stack_layer(layer) -> bool:
-    """Image layers that carry an AFM stack (opened or produced by this plugin)."""
-    return "afm_stack" in getattr(layer, "metadata", {})
+    """Image layers that carry an AFM stack in Hz (opened or produced by this plugin)."""
+    metadata = getattr(layer, "metadata", {})
+    return "afm_stack" in metadata and metadata.get(ROLE_KEY) != "difference"
 
 
-def _project_atoms(viewer, event=None):
-    """Make the height axis's slice thick enough to hold every atom of every Points layer
-    with elements, so that atoms (a few Å under the tip) are drawn over every Δf slice.
-    Image layers ignore the thickness (their projection mode is 'none')."""
-    if viewer.dims.ndim < 3:
-        return
-    has_atoms = any(ly._type_string == "points" and "element" in getattr(ly, "features", {})
-                    for ly in viewer.layers)
-    if not has_atoms:
-        return
-    rng = viewer.dims.range[0]
-    span = float(rng.stop - rng.start) + 1.0
-    margins_l, margins_r = list(viewer.dims.margin_left), list(viewer.dims.margin_right)
-    if margins_l[0] < span or margins_r[0] < span:
-        margins_l[0] = margins_r[0] = span
-        viewer.dims.margin_left = tuple(margins_l)
-        viewer.dims.margin_right = tuple(margins_r)
+def is_followed(layer) -> bool:
+    """Whether a new layer becomes the pickers' choice: not a re-simulation (the next
+    re-simulation must run against the scan again, and Predict stays on it)."""
+    return getattr(layer, "metadata", {}).get(ROLE_KEY) != "re-simulation"
 
 
-#: viewers already connected (weakly held: our own state, not an attribute set on napari's
-#: Viewer, which napari deprecates)
-_PROJECTED = weakref.WeakSet()
+def _is_atoms_layer(layer) -> bool:
+    return layer._type_string == "points" and "element" in getattr(layer, "features", {})
+
+
+def stack_height_range(viewer):
+    """(start, stop, step) in Å of the height axis covered by the viewer's Δf stacks (the
+    union of their slices), or None when no stack is open."""
+    spans = []
+    for ly in viewer.layers:
+        if ly._type_string == "image" and is_stack_layer(ly) and ly.ndim == 3:
+            ext = ly.extent
+            spans.append((float(ext.world[0][0]), float(ext.world[1][0]), float(ext.step[0])))
+    if not spans:
+        return None
+    return (min(s[0] for s in spans), max(s[1] for s in spans), min(s[2] for s in spans))
+
+
+class _HeightAxis:
+    """Keeps the height slider on the stacks' own slices while atoms are shown.
+
+    napari sizes every axis to the union of the layers' extents, so atoms a few Å under the
+    tip would stretch the slider over heights without Δf (83 steps for a 10-slice stack,
+    the scan blank on most of them). After each range update the height axis is set back
+    to the stacks' heights, and the slice is made thick enough (margins) that every atom
+    is drawn over every slice. Image layers ignore the thickness (projection mode 'none').
+    """
+
+    def __init__(self, viewer):
+        self.viewer = weakref.ref(viewer)
+        self._busy = False
+        viewer.dims.events.range.connect(self.update)
+        viewer.layers.events.inserted.connect(self.update)
+        viewer.layers.events.removed.connect(self.update)
+
+    def update(self, event=None):
+        viewer = self.viewer()
+        if viewer is None or self._busy or viewer.dims.ndim < 3:
+            return
+        if not any(_is_atoms_layer(ly) for ly in viewer.layers):
+            return
+        self._busy = True
+        try:
+            dims = viewer.dims
+            full = viewer.layers._ranges[0]  # every layer, atoms included
+            heights = stack_height_range(viewer)
+            if heights is not None:
+                start, stop, step = heights
+                r = dims.range[0]
+                if (abs(r.start - start) > 1e-9 or abs(r.stop - stop) > 1e-9
+                        or abs(r.step - step) > 1e-9):
+                    ranges = list(dims.range)
+                    ranges[0] = type(r)(start, stop, step)
+                    dims.range = tuple(ranges)
+            # thick enough that a slice at either end of the slider holds every atom
+            span = float(max(full.stop, dims.range[0].stop) - min(full.start, dims.range[0].start)) + 1.0
+            left, right = list(dims.margin_left), list(dims.margin_right)
+            if left[0] < span or right[0] < span:
+                left[0] = right[0] = span
+                dims.margin_left = tuple(left)
+                dims.margin_right = tuple(right)
+        finally:
+            self._busy = False
+
+
+#: one controller per viewer, weakly held: our own state, not an attribute set on napari's
+#: Viewer (which napari deprecates)
+_HEIGHT_AXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def keep_atoms_visible(viewer) -> None:
-    """Draw atoms over the scan on every height slice, now and whenever layers change."""
-    if viewer not in _PROJECTED:
-        viewer.layers.events.inserted.connect(lambda e: _project_atoms(viewer, e))
-        _PROJECTED.add(viewer)
-    _project_atoms(viewer)
+    """Keep the height slider on the stacks' slices and draw atoms over every slice, now
+    and whenever layers change."""
+    axis = _HEIGHT_AXES.get(viewer)
+    if axis is None:
+        axis = _HEIGHT_AXES[viewer] = _HeightAxis(viewer)
+    axis.update()

@@ -5,72 +5,127 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from qtpy.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import QTimer
+from magicgui.widgets import Container
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points
-from ._layer_choice import LayerComboBox, keep_atoms_visible
+from ._layer_choice import LayerPicker, keep_atoms_visible
 from .mpl_canvas import ThemedCanvas
 
 
 class OrderHistogramCanvas(ThemedCanvas):
-    """S_k and S_g histograms of the prediction over the theoretical reference."""
+    """S_k and S_g histograms of the prediction over the theoretical reference.
+
+    One legend above both panels (it never covers a peak); each panel's title gives the
+    Wasserstein distance W between the prediction's and theory's distribution of that
+    parameter (0 = identical; same units as the parameter)."""
 
     def __init__(self, viewer, parent=None):
-        super().__init__(viewer, parent, figsize=(5, 2.6))
+        super().__init__(viewer, parent)
         self.hist = None
         self.distances = None
+        self.title = ""
 
-    def draw(self):
-        axes = self.figure.subplots(1, 2)
-        fg = self._colors["foreground"]
-        for ax, key, label in zip(axes, ("S_k", "S_g"), ("$S_k$", "$S_g$")):
-            if self.hist is not None:
-                h = self.hist[key]
-                width = np.diff(h["edges"])
+    def state(self) -> dict:
+        return dict(super().state(), hist=self.hist, distances=self.distances, title=self.title)
+
+    def draw_on(self, figure, state):
+        # one artist per histogram (stairs), not one per bar
+        colors = state["colors"]
+        fg = colors["foreground"]
+        axes = figure.subplots(1, 2)
+        handles = None
+        for ax, key, label in zip(axes, ("S_k", "S_g"), ("$S_k$ (translational)", "$S_g$ (orientational)")):
+            if state["hist"] is not None:
+                h = state["hist"][key]
                 if h["reference"] is not None:
-                    ax.bar(h["centres"], h["reference"], width=width, color="#888888", alpha=0.6,
-                           label="theory")
-                w = self.distances.get(f"wasserstein_{key}", float("nan"))
-                ax.step(h["edges"][:-1], h["prediction"], where="post", color="#e8553e", lw=1.8,
-                        label=f"prediction (W = {w:.3g})")
-                ax.legend(fontsize=7)
+                    ax.stairs(h["reference"], h["edges"], fill=True, color="#888888", alpha=0.6,
+                              label="theory (reference)")
+                ax.stairs(h["prediction"], h["edges"], color="#e8553e", lw=1.6, label="this structure")
+                w = (state["distances"] or {}).get(f"wasserstein_{key}", float("nan"))
+                ax.set_title(f"W = {w:.3g}", fontsize=9)
+                handles = ax.get_legend_handles_labels()
             ax.set_xlabel(label)
-            ax.set_ylabel("density")
-            self.style_axes(ax)
-        if self.hist is None:
+            ax.set_ylabel("probability density")
+            self.style_axes(ax, colors)
+        if handles is not None:
+            legend = figure.legend(*handles, loc="outside upper center", ncols=2, fontsize=8,
+                                   title=(f"{state['title']}: " if state["title"] else "")
+                                   + "W = Wasserstein distance to theory", title_fontsize=8)
+            self.style_legend(legend, colors)
+        else:
             axes[0].text(0.5, 0.5, "no O centres with 4 neighbours", transform=axes[0].transAxes,
                          ha="center", color=fg, fontsize=8)
 
+    def drawn_bars(self) -> int:
+        """Number of histogram bins of the structure drawn on screen with a non-zero height."""
+        from matplotlib.patches import StepPatch
+
+        if self.figure is None:
+            return 0
+        return sum(int(np.count_nonzero(p.get_data().values > 0)) for ax in self.figure.axes
+                   for p in ax.patches if isinstance(p, StepPatch) and not p.get_fill())
+
+
+def _order_job(oxygen, name):
+    """S_k/S_g, their distances to theory and histograms (off the GUI thread)."""
+    from ..order import histogram_data, order_distances, tetrahedral_order
+
+    idx, sk, sg = tetrahedral_order(oxygen)
+    dist = order_distances(oxygen) if len(idx) else {}
+    hist = histogram_data(sk, sg) if len(idx) else None
+    return name, oxygen, idx, sk, sg, dist, hist
+
 
 class OrderWidget(QWidget):
-    """Recomputes whenever the chosen Points layer changes (predicted, edited by hand)."""
+    """Recomputes whenever the chosen Points layer changes (predicted, edited by hand).
+
+    Edits are debounced (``DEBOUNCE_MS``) and the statistics (EMD/MMD against theory) are
+    computed off the GUI thread; a result that an edit made stale is dropped."""
+
+    DEBOUNCE_MS = 150
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.report = None  # (centre_indices, S_k, S_g, positions, distances)
+        self.plotted = None  # name of the layer the plot shows
         self._watched = None
-        self.points = LayerComboBox(napari_viewer, "points")
+        self._generation = 0
+        self._done_generation = 0
+        self._worker = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(self.DEBOUNCE_MS)
+        self._timer.timeout.connect(self._compute)
+        self.points = LayerPicker(napari_viewer, "points", label="structure")
         self.canvas = OrderHistogramCanvas(napari_viewer)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.save_figure = QPushButton("Save figure…")
         self.save_csv = QPushButton("Save numbers (CSV)…")
-        form = QFormLayout()
-        form.addRow("structure", self.points)
+        self.form = Container(widgets=[self.points], labels=True)
+        self.form.margins = (0, 0, 0, 0)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_figure)
         buttons.addWidget(self.save_csv)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.canvas, 1)
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
-        self.points.currentTextChanged.connect(self._watch)
+        self.points.changed.connect(self._watch)
         self.save_figure.clicked.connect(lambda: self._ask_save("figure"))
         self.save_csv.clicked.connect(lambda: self._ask_save("csv"))
         self._watch()
         keep_atoms_visible(napari_viewer)
+
+    @property
+    def pending(self) -> bool:
+        """True while an edit has not yet reached the plot on screen."""
+        return self._done_generation != self._generation or self.canvas.pending
 
     def _watch(self, *_):
         if self._watched is not None:
@@ -84,36 +139,59 @@ class OrderWidget(QWidget):
         self.update_plot()
 
     def update_plot(self, event=None):
-        from ..order import histogram_data, order_distances, tetrahedral_order
+        """Schedule a recomputation (debounced: a drag of many edits computes once)."""
+        self._generation += 1
+        self._timer.start()
 
+    def _compute(self):
+        generation = self._generation
         layer = self.points.layer()
         if layer is None:
             self.summary.setText("choose a Points layer with O atoms")
+            self._done_generation = generation
             return
         try:
             atoms = atoms_from_points(layer.data, layer.features)
         except ValueError as e:
             self.summary.setText(str(e))
+            self._done_generation = generation
             return
         oxygen = atoms.positions[np.array(atoms.get_chemical_symbols()) == "O"]
-        idx, sk, sg = tetrahedral_order(oxygen)
-        dist = order_distances(oxygen) if len(idx) else {}
+        self.summary.setText(f"computing the order of {len(oxygen)} O in {layer.name!r}…")
+        worker = thread_worker(_order_job, start_thread=False)(oxygen, layer.name)
+        worker.returned.connect(lambda result, g=generation: self._show(result, g))
+        worker.errored.connect(lambda exc, g=generation: self._failed(exc, g))
+        self._worker = worker
+        worker.start()
+
+    def _failed(self, exc, generation):
+        if generation == self._generation:
+            self.summary.setText(f"error: {exc}")
+            self._done_generation = generation
+
+    def _show(self, result, generation):
+        if generation != self._generation:
+            return  # an edit came in meanwhile: its own computation is on its way
+        name, oxygen, idx, sk, sg, dist, hist = result
         self.report = (idx, sk, sg, oxygen, dist)
-        self.canvas.hist = histogram_data(sk, sg) if len(idx) else None
+        self.canvas.hist = hist
         self.canvas.distances = dist
+        self.canvas.title = name
         self.canvas.refresh()
+        self.plotted = name
         if len(idx):
             self.summary.setText(
                 f"{len(oxygen)} O, {len(idx)} centres with 4 neighbours ≤ 3.5 Å "
-                f"({len(oxygen) - len(idx)} excluded). Wasserstein S_k {dist['wasserstein_S_k']:.4g}, "
-                f"S_g {dist['wasserstein_S_g']:.4g}, joint EMD {dist['emd_2d']:.4g}, MMD {dist['mmd']:.4g}")
+                f"({len(oxygen) - len(idx)} excluded). Wasserstein distance to theory: "
+                f"S_k {dist['wasserstein_S_k']:.4g}, S_g {dist['wasserstein_S_g']:.4g}; "
+                f"joint EMD {dist['emd_2d']:.4g}, MMD {dist['mmd']:.4g}")
         else:
             self.summary.setText(f"{len(oxygen)} O: none has four O neighbours within 3.5 Å")
+        self._done_generation = generation
 
     def export_figure(self, path) -> Path:
-        path = Path(path)
-        self.canvas.figure.savefig(path, facecolor=self.canvas.figure.get_facecolor())
-        return path
+        """Save the histograms at 1050×630 px (PNG) whatever the dock's size."""
+        return Path(self.canvas.export(Path(path)))
 
     def export_csv(self, path) -> Path:
         from ..order import write_order_csv

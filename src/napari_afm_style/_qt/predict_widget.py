@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QComboBox, QLabel, QSlider
+from magicgui.widgets import ComboBox, FloatSlider
 
-from .._layers import atoms_layer_data
+from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, atoms_layer_data
 from ._jobs import StackJobWidget
+
+#: averaged views (test-time augmentation): the model's calibrated choice, or a number
+VIEW_CHOICES = [("model's choice", None), ("1", 1), ("2", 2), ("4", 4), ("8", 8)]
 
 
 class PredictWidget(StackJobWidget):
@@ -14,60 +16,55 @@ class PredictWidget(StackJobWidget):
     confidence threshold: the points update from the cached maps without re-running
     the network. The Points layer stays editable and saves to XYZ with elements."""
 
+    warm_kind = "predict"
+
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Predict atoms", parent)
         from ..predict import DEFAULT_MODEL, list_models
 
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
-        self.model = QComboBox()
-        self.model.addItems(list_models())
-        self.model.setCurrentText(DEFAULT_MODEL)  # the same default as the API, CLI and demo
-        # mirrored/rotated views averaged (test-time augmentation); the model's calibrated
-        # choice by default
-        self.views = QComboBox()
-        self.views.addItems(["model's choice", "1", "2", "4", "8"])
-        self.threshold = QSlider(Qt.Orientation.Horizontal)
-        self.threshold.setRange(1, 99)
-        self.threshold.setValue(50)
-        self.threshold_label = QLabel("0.50")
-        self.form.addRow("model", self.model)
-        self.form.addRow("averaged views", self.views)
-        self.form.addRow("confidence ≥", self.threshold)
-        self.form.addRow("", self.threshold_label)
-        self.threshold.valueChanged.connect(self._on_threshold)
+        # the same default as the API, CLI and demo
+        self.model = ComboBox(choices=list_models(), value=DEFAULT_MODEL, label="model")
+        # mirrored/rotated views averaged (test-time augmentation)
+        self.views = ComboBox(choices=VIEW_CHOICES, value=None, label="averaged views")
+        self.threshold = FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, label="confidence ≥")
+        self.add_fields(self.model, self.views, self.threshold)
+        self.add_device_row()
+        self.threshold.changed.connect(self._on_threshold)
+        self.start_warm_up()
+
+    def warm_model(self):
+        return self.model.value
 
     @property
     def threshold_value(self) -> float:
-        return self.threshold.value() / 100.0
+        return round(float(self.threshold.value), 2)
 
     def run(self):
         chosen = self.selected_stack()
         if chosen is None:
             return None
         layer, stack = chosen
-        views = None if self.views.currentIndex() == 0 else int(self.views.currentText())
-        return self.jobs.start(_predict_job, self._on_result, stack, self.model.currentText(),
-                               layer.name, views)
+        return self.jobs.start(_predict_job, self._on_result, stack, self.model.value,
+                               layer.name, self.views.value, self.device_value)
 
     def _on_result(self, result):
         maps, source_name = result
         self.maps = maps
         # start from the model's calibrated threshold for this number of views
-        self.threshold.blockSignals(True)
-        self.threshold.setValue(int(round(100 * maps.default_threshold)))
-        self.threshold.blockSignals(False)
-        self.threshold_label.setText(f"{self.threshold_value:.2f}")
+        with self.threshold.changed.blocked():
+            self.threshold.value = round(float(maps.default_threshold), 2)
         self._show(source_name)
 
     def _on_threshold(self, value):
-        self.threshold_label.setText(f"{value / 100:.2f}")
         if self.maps is not None and self.points_layer is not None:
             self._show(None)
 
     def _show(self, source_name):
         atoms = self.maps.atoms(self.threshold_value)
-        data, kwargs, _ = atoms_layer_data(atoms, name=f"atoms ({self.model.currentText()})")
+        name = f"atoms ({self.maps.info.get('predictor_model', self.model.value)})"
+        data, kwargs, _ = atoms_layer_data(atoms, name=name)
         layer = self.points_layer
         if layer is not None and layer in self.viewer.layers:
             layer.data = data
@@ -76,8 +73,12 @@ class PredictWidget(StackJobWidget):
             layer.size = kwargs["size"] if len(atoms) else 0.7
         else:
             kwargs.pop("name")
-            self.points_layer = self.viewer.add_points(data, name=f"atoms ({self.model.currentText()})",
-                                                       **kwargs)
+            self.points_layer = self.viewer.add_points(data, name=name, **kwargs)
+            self.points_layer.current_size = ELEMENT_SIZES_A["O"]
+            self.points_layer.current_face_color = ELEMENT_COLORS["O"]
+        # a point added by hand is an O the person is sure of (napari would copy the last
+        # atom's element and confidence; setting the features resets it, hence every time)
+        self.points_layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
         n = len(atoms)
         counts = {s: atoms.get_chemical_symbols().count(s) for s in set(atoms.get_chemical_symbols())}
         self.jobs.status.setText(
@@ -86,10 +87,14 @@ class PredictWidget(StackJobWidget):
         )
 
 
-def _predict_job(stack, model, source_name, views=None):
+def _predict_job(stack, model, source_name, views=None, device="cpu"):
     from ..predict import predict_maps
+    from ._jobs import warm_up
 
-    yield (0, 2, "loading model and resampling…")
-    maps = predict_maps(stack, model=model, test_time_augmentation=views)
+    yield (0, 2, "loading the model…")
+    warm_up("predict", model, device)  # instant once the dock's background load is done
+    yield (1, 2, "predicting…")
+    maps = predict_maps(stack, model=model, device=device, test_time_augmentation=views)
+    maps.atoms(maps.default_threshold)  # finds (and caches) the peaks here, not on the GUI thread
     yield (2, 2, "done")
     return maps, source_name

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QCheckBox, QFormLayout, QLabel, QVBoxLayout, QWidget
+import numpy as np
+from magicgui.widgets import CheckBox, Container, FloatSpinBox
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import LayerComboBox, is_stack_layer, keep_atoms_visible
+from ._layer_choice import ROLE_KEY, LayerPicker, is_stack_layer, keep_atoms_visible
 
 
 class ResimWidget(QWidget):
     """Completes the structure (substrate, missing H), simulates it with ppafm on the
     SAME scan as the source stack off the GUI thread, and shows it to the right of the
     scan with per-height NCC/SSIM; editing a point and pressing the button again is the
-    intended loop."""
+    intended loop.
+
+    Atoms below a confidence floor (default 0.5) are left out, and the tip height of a
+    relative-height scan comes from the confident atoms or the stack's own height frame
+    (:func:`napari_afm_style.simulate.place_tip_over_prediction`): one unsure atom above
+    the rest neither sets the tip height nor draws a bright disc that the scan does not
+    show. The result says which atoms set the height and how many were left out."""
 
     GAP_A = 2.0
 
@@ -23,18 +31,22 @@ class ResimWidget(QWidget):
         self.result = None  # (simulated AFMStack, scores)
         self.sim_layer = None
         self.diff_layer = None
-        self.image = LayerComboBox(napari_viewer, "image", accept=is_stack_layer)
-        self.points = LayerComboBox(napari_viewer, "points")
-        self.show_difference = QCheckBox("difference layer (standardised)")
+        self.image = LayerPicker(napari_viewer, "image", accept=is_stack_layer, label="scan")
+        self.points = LayerPicker(napari_viewer, "points", label="structure")
+        self.min_confidence = FloatSpinBox(
+            value=0.5, min=0.0, max=1.0, step=0.05, label="confidence ≥",
+            tooltip="atoms of lower confidence are left out of the simulation and of the tip "
+                    "placement (0: simulate every atom)")
+        self.placement = None  # how the tip height was chosen (dict) for the last result
+        self.show_difference = CheckBox(value=False, text="difference layer (standardised)")
+        self.form = Container(widgets=[self.image, self.points, self.min_confidence, self.show_difference],
+                              labels=True)
+        self.form.margins = (0, 0, 0, 0)
         self.scores = QLabel("")
         self.scores.setWordWrap(True)
         self.jobs = JobControls("Re-simulate")
-        form = QFormLayout()
-        form.addRow("scan", self.image)
-        form.addRow("structure", self.points)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.show_difference)
+        layout.addWidget(self.form.native)
         layout.addWidget(self.jobs)
         layout.addWidget(self.scores)
         layout.addStretch(1)
@@ -52,48 +64,65 @@ class ResimWidget(QWidget):
         except ValueError as e:
             self.jobs.status.setText(str(e))
             return None
-        return self.jobs.start(_resim_job, self._on_result, stack, atoms, image.name)
+        frame = points.metadata.get("atoms_info", {}).get("height_frame")
+        return self.jobs.start(_resim_job, self._on_result, stack, atoms, image.name,
+                               float(self.min_confidence.value), frame)
 
     def _on_result(self, result):
-        simulated, scores, diff, source = result
+        simulated, scores, diff, source, placement = result
+        self.placement = placement
         self.result = (simulated, scores)
         shift = simulated.extent_A[0] + self.GAP_A
         data, kwargs, _ = stack_layer_data(simulated, name=f"re-simulated {source}")
         t = list(kwargs["translate"])
         t[2] += shift  # beside the scan, same heights: the z slider moves both
         kwargs["translate"] = tuple(t)
+        kwargs["metadata"][ROLE_KEY] = "re-simulation"  # offered, but pickers do not jump to it
         if self.sim_layer is not None and self.sim_layer in self.viewer.layers:
             self.sim_layer.data = data
             self.sim_layer.metadata["afm_stack"] = simulated
         else:
             self.sim_layer = self.viewer.add_image(data, **kwargs)
-        if self.show_difference.isChecked():
+        if self.show_difference.value:
             d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG",
                                         contrast_limits=(-3.0, 3.0))
             t = list(dk["translate"])
             t[2] += 2 * shift
             dk["translate"] = tuple(t)
+            dk["metadata"][ROLE_KEY] = "difference"  # not Hz: never offered as a Δf stack
             if self.diff_layer is not None and self.diff_layer in self.viewer.layers:
                 self.diff_layer.data = d
             else:
                 self.diff_layer = self.viewer.add_image(d, **dk)
-        lines = [f"mean NCC {scores['ncc_mean']:.3f}, mean SSIM {scores['ssim_mean']:.3f}"]
+        closest = int(np.argmin(scores["heights_A"]))
+        lines = [f"closest slice NCC {scores['ncc'][closest]:.3f}; mean NCC {scores['ncc_mean']:.3f}, "
+                 f"mean SSIM {scores['ssim_mean']:.3f}",
+                 f"tip height: {placement['note']}"]
+        if placement["left_out"]:
+            lines.append(f"left out {placement['left_out']} atom(s) of confidence < "
+                         f"{placement['min_confidence']:.2f}")
         lines += [f"z = {z:.2f} Å: NCC {c:.3f}, SSIM {s:.3f}"
                   for z, c, s in zip(scores["heights_A"], scores["ncc"], scores["ssim"])]
         self.scores.setText("\n".join(lines))
 
 
-def _resim_job(stack, atoms, source):
+def _resim_job(stack, atoms, source, min_confidence=0.5, atoms_height_frame=None):
     from ..compare import difference_stack, match_scores
     from ..completion import complete_structure
-    from ..simulate import simulate
+    from ..simulate import place_tip_over_prediction, simulate
 
-    yield (0, 3, "completing the structure (substrate, hydrogens)…")
+    yield (0, 3, "placing the tip and completing the structure (substrate, hydrogens)…")
+    placement = place_tip_over_prediction(atoms, stack, min_confidence=min_confidence,
+                                          atoms_height_frame=atoms_height_frame)
+    kept = atoms[placement["confident"]]
+    if len(kept) == 0:
+        raise ValueError(f"no atom has confidence ≥ {min_confidence:.2f}; lower the floor")
+    placement = dict(placement, left_out=len(atoms) - len(kept), min_confidence=min_confidence)
     window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
-    full = complete_structure(atoms, window_A=window)
+    full = complete_structure(kept, window_A=window)
     yield (1, 3, f"simulating {len(full)} atoms with ppafm…")
-    simulated = simulate(full, stack)
+    simulated = simulate(full, stack, height_offset_A=placement["height_offset_A"])
     yield (2, 3, "scoring")
     scores = match_scores(stack, simulated)
     yield (3, 3, f"done: mean NCC {scores['ncc_mean']:.3f}")
-    return simulated, scores, difference_stack(stack, simulated), source
+    return simulated, scores, difference_stack(stack, simulated), source, placement
