@@ -37,15 +37,13 @@ def _figure(stack, translated, simulated, atoms, dist, path, strength=1.0, score
     """The pipeline at a glance: three Δf panels (closest slice, each with its colourbar in
     Hz), the predicted atoms over the scan they were predicted on, and the S_k / S_g
     histograms of the prediction over theory with their Wasserstein distances W."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a bare Figure (Agg when saved): the user's pyplot backend, e.g. napari's Qt, stays as it is
+    from matplotlib.figure import Figure
 
     from .order import histogram_data, tetrahedral_order
 
-    fig, axes = plt.subplots(1, 5, figsize=(20, 4.6), layout="constrained",
-                             gridspec_kw={"width_ratios": [1, 1, 1, 0.9, 0.9]})
+    fig = Figure(figsize=(20, 4.6), layout="constrained")
+    axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [1, 1, 1, 0.9, 0.9]})
     extent = (stack.x_A[0], stack.x_A[-1], stack.y_A[-1], stack.y_A[0])
     closest = int(np.argmin(stack.heights_A))
     z_label = f"{stack.heights_A[closest]:.2f} Å" + ("" if stack.heights_are_absolute else " (relative)")
@@ -84,7 +82,6 @@ def _figure(stack, translated, simulated, atoms, dist, path, strength=1.0, score
     fig.supxlabel("W: Wasserstein (earth mover's) distance between the prediction's and theory's distribution "
                   "of the parameter, in its units; 0 = identical", fontsize=8, color="0.3")
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
