@@ -34,9 +34,10 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     # threshold slider: no network re-run, fewer atoms at a higher threshold
     maps = widget.maps
     widget.threshold.value = 0.95
-    assert widget.maps is maps and len(layer.data) <= n_default
+    # exactly the atoms the maps hold above the new threshold (an unconnected slider fails)
+    assert widget.maps is maps and len(layer.data) == len(maps.atoms(widget.threshold_value)) < n_default
     widget.threshold.value = 0.10
-    assert len(layer.data) >= n_default
+    assert len(layer.data) == len(maps.atoms(widget.threshold_value)) > n_default
     # edit by hand (delete one atom) and export with elements kept
     layer.selected_data = {0}
     layer.remove_selected()

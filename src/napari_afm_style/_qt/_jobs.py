@@ -81,8 +81,11 @@ class JobControls(QWidget):
     def _deliver(self, worker, on_result: Callable, result):
         # free the slot before handing the result on: whoever reacts to a result (a test, a
         # script, the user) may start the next job before the thread's `finished` arrives
+        # a job cancelled after its last step still returns: the user asked for no result
+        aborted = getattr(worker, "abort_requested", False)
         self._release(worker)
-        on_result(result)
+        if not aborted:
+            on_result(result)
 
     def _release(self, worker):
         if self.worker is not worker:

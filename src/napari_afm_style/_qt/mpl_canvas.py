@@ -133,7 +133,10 @@ class ThemedCanvas(QWidget):
         image = QImage(rgba.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
         pixmap = QPixmap.fromImage(image)
         pixmap.setDevicePixelRatio(ratio)
-        self.canvas.setPixmap(pixmap)
+        try:
+            self.canvas.setPixmap(pixmap)
+        except RuntimeError:  # the dock was closed while its drawing was on the way
+            return
         self.figure = fig
         self._shown = request
 
