@@ -18,8 +18,6 @@ window the network sees), and its atoms are turned into target maps on the fly:
 
 from __future__ import annotations
 
-import json
-import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from ase.data import atomic_numbers
 
+from .io.shards import REQUIRED_KEYS, ShardFolder
 from .models.predictor import PredictorConfig
 from .resample import normalise_slices, to_canonical
 from .stack import AFMStack
@@ -45,7 +44,6 @@ __all__ = [
     "split_by_fraction",
 ]
 
-REQUIRED_KEYS = ("df", "heights_A", "pixel_size_A", "origin_A", "atom_numbers", "atom_positions_A")
 
 
 @dataclass
@@ -87,11 +85,6 @@ class PreparedSample:
 
 # -- shards --------------------------------------------------------------------------------
 
-def _npz_members(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as z:
-        return [n[:-4] for n in z.namelist() if n.endswith(".npy")]
-
-
 class ShardSet:
     """Random access to the samples of one or more shard folders, with an LRU cache of shards.
 
@@ -129,7 +122,7 @@ class ShardSet:
         self.manifest = self.manifests[0]
         counts, ids, self.shard_nbytes = [], [], []
         for path in self.paths:
-            members = _npz_members(path)
+            members = ShardFolder.members(path)
             missing = [k for k in REQUIRED_KEYS if k not in members]
             if missing:
                 raise ValueError(f"{path}: missing arrays {missing}; not a training shard")
@@ -161,16 +154,16 @@ class ShardSet:
     def _open_folder(folder: Path) -> tuple[dict, list[Path]]:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: no such training-set folder")
-        manifest = folder / "dataset.json"
-        if not manifest.is_file():
+        shards = ShardFolder(folder)
+        if not shards.manifest_path.is_file():
             raise ValueError(
                 f"{folder} has no dataset.json; point to a folder written by "
                 "`afm-style generate` (or `afm-style translate` for style data)"
             )
-        paths = sorted(folder.glob("shard_*.npz"))
+        paths = shards.shards()
         if not paths:
             raise FileNotFoundError(f"{folder} holds no shard_NNNNN.npz files (generation not run yet?)")
-        return json.loads(manifest.read_text()), paths
+        return shards.manifest(), paths
 
     def __len__(self) -> int:
         return int(self.offsets[-1])
@@ -192,8 +185,7 @@ class ShardSet:
         if shard in self._cache:
             self._cache.move_to_end(shard)
             return self._cache[shard]
-        with np.load(self.paths[shard], allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files if k in REQUIRED_KEYS + ("f0_Hz", "k_N_per_m", "amplitude_A", "kind")}
+        arrays = ShardFolder.read(self.paths[shard], REQUIRED_KEYS + ("f0_Hz", "k_N_per_m", "amplitude_A", "kind"))
         nbytes = sum(a.nbytes for a in arrays.values())
         self.shard_nbytes[shard] = nbytes
         self._cache[shard] = arrays

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .io._atomic import write_json_atomic
+from .io.shards import ShardFolder
 
 __all__ = ["GenerationConfig", "generate_dataset", "make_sample", "sample_setup", "load_shards", "shard_path"]
 
@@ -81,7 +81,8 @@ class GenerationConfig:
 
 
 def shard_path(out_dir, index: int) -> Path:
-    return Path(out_dir) / f"shard_{index:05d}.npz"
+    """Where shard number ``index`` of the set in ``out_dir`` lives."""
+    return ShardFolder(out_dir).shard_path(index)
 
 
 def _theory_files(config: GenerationConfig) -> list[Path]:
@@ -255,15 +256,11 @@ def _write_shard(config: GenerationConfig, out_dir: str, index: int, progress=No
 
 def shard_is_complete(path: Path, expected: int) -> bool:
     """A shard counts as done if it is a readable archive with ``expected`` samples."""
-    try:
-        with np.load(path) as z:
-            return z["sample_index"].shape == (expected,)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
-        return False
+    return ShardFolder.is_complete(path, expected)
 
 
 def _check_or_write_manifest(config: GenerationConfig, out: Path) -> None:
-    manifest = out / "dataset.json"
+    manifest = ShardFolder(out).manifest_path
     info = {"format": "napari-afm-style training shards", "config": config.to_json(),
             "n_shards": config.n_shards, "units": {"df": "Hz", "positions": "angstrom"}}
     if manifest.exists():
@@ -339,14 +336,13 @@ def generate_dataset(out_dir, config: GenerationConfig, workers: int = 1,
 
 def load_shards(data_dir) -> dict:
     """Concatenate all complete shards of a data set (for small sets and tests)."""
-    paths = sorted(Path(data_dir).glob("shard_*.npz"))
+    paths = ShardFolder(data_dir).shards()
     if not paths:
         raise FileNotFoundError(f"no shard_*.npz files in {data_dir}")
     parts: dict[str, list] = {}
     for p in paths:
-        with np.load(p) as z:
-            for k in z.files:
-                parts.setdefault(k, []).append(z[k])
+        for k, v in ShardFolder.read(p).items():
+            parts.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 

@@ -55,6 +55,7 @@ from .models.cyclegan import (
     lsgan_d_loss,
     lsgan_g_loss,
 )
+from .io.shards import STACK_KEYS, ShardFolder, shard_stack
 from .resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
 from .stack import AFMStack
 
@@ -93,31 +94,6 @@ class Domain:
         return len(self.arrays)
 
 
-def _is_shard_folder(path: Path) -> bool:
-    return path.is_dir() and any(path.glob("shard_*.npz"))
-
-
-def _npz_len(path: Path, key: str = "df") -> int:
-    """Number of samples in a shard, read from the .npy header only."""
-    with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as fh:
-        version = np.lib.format.read_magic(fh)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, _ = read(fh)
-    return int(shape[0])
-
-
-def _shard_stack(arrays: dict, i: int, meta: dict) -> AFMStack:
-    def pick(key, default):
-        if key not in arrays:
-            return default
-        v = np.asarray(arrays[key])
-        return v[i] if v.ndim and v.shape[0] == arrays["df"].shape[0] else v
-
-    return AFMStack(arrays["df"][i], pick("heights_A", None), float(pick("pixel_size_A", 0.125)),
-                    pick("origin_A", np.zeros(2)), float(pick("f0_Hz", 30300.0)),
-                    float(pick("k_N_per_m", 1800.0)), float(pick("amplitude_A", 1.0)), meta)
-
-
 def _enumerate_sources(path: Path) -> tuple[list, int]:
     """(kind, path, index) entries: ("shard", shard, i) or ("file", path, None)."""
     from .io import stack_format
@@ -125,9 +101,9 @@ def _enumerate_sources(path: Path) -> tuple[list, int]:
     entries, skipped = [], 0
 
     def add_shards(folder: Path):
-        for sp in sorted(folder.glob("shard_*.npz")):
+        for sp in ShardFolder(folder).shards():
             try:
-                n = _npz_len(sp)
+                n = ShardFolder.n_samples(sp)
             except (KeyError, OSError, ValueError, zipfile.BadZipFile):
                 nonlocal skipped
                 skipped += 1
@@ -136,7 +112,7 @@ def _enumerate_sources(path: Path) -> tuple[list, int]:
 
     if path.is_file():
         entries.append(("file", path, None))
-    elif _is_shard_folder(path):
+    elif ShardFolder.holds_shards(path):
         add_shards(path)
     elif stack_format(path) is not None:  # e.g. a folder of .sxm slices is one stack
         entries.append(("file", path, None))
@@ -144,7 +120,7 @@ def _enumerate_sources(path: Path) -> tuple[list, int]:
         for child in sorted(path.iterdir()):
             if child.name.startswith("."):
                 continue
-            if _is_shard_folder(child):
+            if ShardFolder.holds_shards(child):
                 add_shards(child)
             elif stack_format(child) is not None:
                 entries.append(("file", child, None))
@@ -199,11 +175,8 @@ def load_domain(path, max_stacks: int | None = None, seed: int = 0, min_size: in
         try:
             if kind == "shard":
                 if open_shard[0] != p:
-                    with np.load(p, allow_pickle=False) as z:
-                        open_shard = (p, {k: z[k] for k in z.files
-                                          if k in ("df", "heights_A", "pixel_size_A", "origin_A",
-                                                   "f0_Hz", "k_N_per_m", "amplitude_A")})
-                stack = _shard_stack(open_shard[1], i, {"source_file": str(p)})
+                    open_shard = (p, ShardFolder.read(p, STACK_KEYS))
+                stack = shard_stack(open_shard[1], i, {"source_file": str(p)})
                 sid = f"{p.parent.name}/{p.name}#{i}"
             else:
                 stack = read_stack(p)

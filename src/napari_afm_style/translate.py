@@ -29,7 +29,6 @@ import copy
 import hashlib
 import json
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -491,17 +490,6 @@ def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=
 
 # -- shard folders ---------------------------------------------------------------------------
 
-def _shard_complete(path: Path, n_expected: int) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z, z.open("df.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = read(fh)
-        return shape[0] == n_expected
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return False
-
-
 def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, model=None,
                      progress: bool = True, batch_size: int = 8, device: str = "auto") -> dict:
     """Translate every ``df`` of a training-set folder into a new folder.
@@ -511,10 +499,11 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
     written (complete) are skipped, so an interrupted run resumes.
     """
     from .io._atomic import atomic_path
-    from .train_translator import _npz_len, _shard_stack
+    from .io.shards import ShardFolder
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    shards = sorted(in_dir.glob("shard_*.npz"))
+    source, target = ShardFolder(in_dir), ShardFolder(out_dir)
+    shards = source.shards()
     if not shards:
         raise ValueError(f"{in_dir} holds no shard_*.npz files (see docs/architecture.md)")
     if out_dir.resolve() == in_dir.resolve():
@@ -523,20 +512,19 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
     s_value = _validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
     note = {"direction": direction, "meaning": DIRECTIONS[direction], "strength": s_value,
             "model": tr.name, "model_sha256": tr.sha256, "source": str(in_dir)}
-    manifest = json.loads((in_dir / "dataset.json").read_text()) if (in_dir / "dataset.json").exists() else {}
-    manifest = dict(manifest, translation=note)
+    manifest = dict(source.manifest() or {}, translation=note)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mpath = out_dir / "dataset.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
+    mpath = target.manifest_path
+    old = target.manifest()
+    if old is not None:
         if old.get("translation") != note:
             raise ValueError(f"{out_dir} holds a translation with other settings ({old.get('translation')}); "
                              "choose another output folder")
     else:
         with atomic_path(mpath) as tmp:
             tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    counts = [_npz_len(p) for p in shards]
-    todo = [(p, n) for p, n in zip(shards, counts) if not _shard_complete(out_dir / p.name, n)]
+    counts = [source.n_samples(p) for p in shards]
+    todo = [(p, n) for p, n in zip(shards, counts) if not target.is_complete(out_dir / p.name, n)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -544,12 +532,11 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
         bar = tqdm(total=sum(n for _, n in todo), desc=f"translating ({direction})", unit="stack", file=sys.stderr)
     try:
         for p, n in todo:
-            with np.load(p, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = source.read(p)
             df = arrays["df"].copy()
             for s in range(0, n, batch_size):
                 idx = range(s, min(s + batch_size, n))
-                stacks = [_shard_stack(arrays, i, {}) for i in idx]
+                stacks = [source.stack(arrays, i, {}) for i in idx]
                 for i, t in zip(idx, prepare_translations(stacks, direction, tr, batch_size, device)):
                     df[i] = t.at(s_value).data
                 if bar is not None:
@@ -595,12 +582,12 @@ def configure_translate_parser(p: argparse.ArgumentParser) -> None:
 
 def run_translate(args) -> int:
     from .io import read_stack, write_stack
-    from .train_translator import _is_shard_folder
+    from .io.shards import ShardFolder
 
     src = Path(args.input)
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
-    if _is_shard_folder(src):
+    if ShardFolder.holds_shards(src):
         summary = translate_shards(src, args.output, args.direction, args.strength, args.model,
                                    progress=not args.no_progress, batch_size=args.batch_size, device=args.device)
         print(f"translated {summary['stacks']} stacks in {summary['shards_written']} shard(s) "
