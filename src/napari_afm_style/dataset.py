@@ -27,7 +27,8 @@ from ase.data import atomic_numbers
 
 from .io.shards import REQUIRED_KEYS, ShardFolder
 from .models.predictor import PredictorConfig
-from .resample import normalise_slices, to_canonical
+from .perturb import perturbed_data
+from .resample import dihedral, normalise_slices, to_canonical
 from .stack import AFMStack
 
 __all__ = [
@@ -347,37 +348,6 @@ def random_crop_origin(shape: tuple[int, int], size: int, rng: np.random.Generat
     return int(rng.integers(0, ny - min(size, ny) + 1)), int(rng.integers(0, nx - min(size, nx) + 1))
 
 
-def dihedral(data: np.ndarray, atoms_px: np.ndarray, k: int, flip: bool):
-    """Apply ``flip`` (mirror x) then ``k`` counter-clockwise 90° turns of the array
-    (``np.rot90`` on the last two axes) to images and atom pixel coordinates alike.
-
-    ``np.rot90`` maps array element [i, j] of an (ny, nx) image to [nx - 1 - j, i]; an atom
-    at column x, row y therefore moves to column y, row nx - 1 - x.
-    """
-    a = np.array(atoms_px, dtype=np.float64).reshape(-1, 3)
-    if flip:
-        data = data[..., ::-1]
-        a[:, 0] = data.shape[-1] - 1 - a[:, 0]
-    for _ in range(k % 4):
-        nx = data.shape[-1]
-        data = np.rot90(data, 1, axes=(-2, -1))
-        a[:, [0, 1]] = np.stack([a[:, 1], nx - 1 - a[:, 0]], axis=1)
-    return np.ascontiguousarray(data), a
-
-
-def _perturb(data_Hz: np.ndarray, rng: np.random.Generator, strength: float, pixel_size_A: float) -> np.ndarray:
-    # imported here so that the other regimes do not depend on the perturbation module
-    from .perturb import random_perturbation
-
-    out = random_perturbation(data_Hz, rng, strength, pixel_size_A)
-    if isinstance(out, tuple):  # (perturbed Δf, record of what was applied)
-        out = out[0]
-    out = np.asarray(out, dtype=np.float32)
-    if out.shape != data_Hz.shape:
-        raise RuntimeError(f"random_perturbation changed the stack shape {data_Hz.shape} → {out.shape}")
-    return out
-
-
 def make_example(prep: PreparedSample, config: PredictorConfig, rng: np.random.Generator | None,
                  crop_px: int | None = None, perturb_strength: float | None = None,
                  centre: bool = False, transform=None):
@@ -426,7 +396,7 @@ def make_example(prep: PreparedSample, config: PredictorConfig, rng: np.random.G
     if perturb_strength is not None:
         if rng is None:
             raise ValueError("perturbations need a random generator")
-        data = _perturb(np.ascontiguousarray(data), rng, perturb_strength, prep.pixel_size_A)
+        data = perturbed_data(np.ascontiguousarray(data), rng, perturb_strength, prep.pixel_size_A)
     if rng is not None and not centre:
         data, atoms = dihedral(data, atoms, int(rng.integers(4)), bool(rng.integers(2)))
     shape = data.shape[-2:]

@@ -32,9 +32,9 @@ EVAL_FLOORS_A = (-7.125, -6.625, -6.125, -5.625, -5.125, -4.625)
 
 def perturbed(stack: AFMStack, rng: np.random.Generator, strength: float = 1.0) -> AFMStack:
     """``stack`` with random handcrafted perturbations (:func:`~napari_afm_style.perturb.random_perturbation`)."""
-    from .dataset import _perturb  # the training regime's own perturbation step
+    from .perturb import perturbed_data  # the training regime's own perturbation step
 
-    return stack.replace(data=_perturb(stack.data, rng, strength, stack.pixel_size_A))
+    return stack.replace(data=perturbed_data(stack.data, rng, strength, stack.pixel_size_A))
 
 
 def accuracy_on_shards(model, data, perturb: bool = False, strength: float = 1.0, seed: int = 0,
@@ -312,7 +312,7 @@ def windowed_match(pred: np.ndarray, true: np.ndarray, z_min_A: float, lateral_t
     """:func:`~napari_afm_style.predict.match_atoms` scores inside the depth window
     ``z >= z_min_A`` (see :func:`accuracy_on_shards`); ``pairs`` index the in-window true atoms,
     ``false_positive`` marks the predictions counted as wrong."""
-    from .predict import _scores, match_atoms
+    from .predict import match_atoms, scores_from_counts
 
     pred = np.asarray(pred, dtype=np.float64).reshape(-1, 3)
     true = np.asarray(true, dtype=np.float64).reshape(-1, 3)
@@ -326,7 +326,7 @@ def windowed_match(pred: np.ndarray, true: np.ndarray, z_min_A: float, lateral_t
     n_tp = len(hits)
     n_fp = int(np.sum(p_in & ~matched_pred))
     sq = float(np.sum(np.sum((pred[hits[:, 0]] - true[hits[:, 1]]) ** 2, axis=1))) if n_tp else 0.0
-    out = _scores(n_tp + n_fp, int(t_in.sum()), n_tp, sq)
+    out = scores_from_counts(n_tp + n_fp, int(t_in.sum()), n_tp, sq)
     in_index = np.cumsum(t_in) - 1
     out["pairs"] = np.column_stack([hits[:, 0], in_index[hits[:, 1]]]).astype(np.int64)
     out["false_positive"] = p_in & ~matched_pred

@@ -403,10 +403,10 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     timing["train_minutes"] = tr["train_minutes"]
     # 3. evaluation with each regime's final weights
     t0 = time.time()
-    from .train_translator import _choose_threads
+    from ._device import choose_threads
 
     # two torch threads on a machine whose cores are taken run many times slower than one
-    threads = _choose_threads(None)
+    threads = choose_threads(None)
     torch.set_num_threads(threads)
     files, scans = read_scans(cfg["exp"], cfg["max_exp_scans"])
     models_dir = out / "models"
@@ -494,7 +494,7 @@ def _cpu_count() -> int:
 # -- CLI ------------------------------------------------------------------------------------------
 
 def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
-    from .train_predictor import _parse_mix
+    from .train_predictor import parse_mix
 
     d = ExperimentConfig.DEFAULTS
     p.add_argument("--sim", required=True, nargs="+",
@@ -518,7 +518,7 @@ def configure_experiment_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d["batch_size"])
     p.add_argument("--lr", type=float, default=d["lr"])
     p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--mix", type=_parse_mix, default=d["mix"],
+    p.add_argument("--mix", type=parse_mix, default=d["mix"],
                    help="hybrid proportions of sim, handcrafted, style, style_handcrafted "
                         "(default 0.25 each)")
     p.add_argument("--jobs", type=int, default=d["jobs"], help="regimes trained at once (1 torch thread each when > 1)")

@@ -109,9 +109,9 @@ def remove_upper_molecules(atoms, fraction: float, rng: np.random.Generator):
     """``atoms`` without a random ``fraction`` of the water molecules above the contact
     layer (O more than :data:`UPPER_MOLECULE_GAP_A` above the lowest O); each removed
     molecule goes with its H atoms, the substrate and the contact layer stay."""
-    from .structures import _molecules
+    from .structures import water_molecules
 
-    oi, hi, owner = _molecules(atoms)
+    oi, hi, owner = water_molecules(atoms)
     if len(oi) == 0 or fraction <= 0:
         return atoms
     oz = atoms.positions[oi, 2]

@@ -46,6 +46,7 @@ __all__ = [
     "extract_atoms",
     "find_peaks",
     "match_atoms",
+    "scores_from_counts",
     "list_models",
     "load_model",
     "save_weights",
@@ -451,7 +452,7 @@ def _dihedral_views(n_views: int) -> list[tuple[int, bool]]:
 
 
 def _from_view(y, quarter_turns: int, mirror: bool):
-    """Undo :func:`~napari_afm_style.dataset.dihedral` (mirror, then quarter turns) on maps."""
+    """Undo :func:`~napari_afm_style.resample.dihedral` (mirror, then quarter turns) on maps."""
     y = np.rot90(y, -quarter_turns, axes=(-2, -1))
     return y[..., ::-1] if mirror else y
 
@@ -466,7 +467,7 @@ def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.
     """
     import torch
 
-    from .dataset import dihedral
+    from .resample import dihedral
 
     views = _dihedral_views(n_views)
     total = None
@@ -635,13 +636,14 @@ def match_atoms(pred, true, lateral_tol_A: float = 0.5, height_tol_A: float = 0.
             n_matched = int(ok.sum())
             sq = float(np.sum(d[r[ok], c[ok]] ** 2))
             pairs = np.column_stack([r[ok], c[ok]]).astype(np.int64)
-    out = _scores(len(p), len(t), n_matched, sq)
+    out = scores_from_counts(len(p), len(t), n_matched, sq)
     if return_pairs:
         out["pairs"] = pairs
     return out
 
 
-def _scores(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:
+def scores_from_counts(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:
+    """Precision, recall, F1 and RMSE (the :func:`match_atoms` dict) from match counts."""
     precision = n_matched / n_pred if n_pred else 1.0
     recall = n_matched / n_true if n_true else 1.0
     f1 = 2 * n_matched / (n_pred + n_true) if (n_pred + n_true) else 1.0
@@ -653,7 +655,7 @@ def _scores(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:
 
 def pool_matches(results: list[dict]) -> dict:
     """Scores over many images from per-image :func:`match_atoms` results (micro-average)."""
-    return _scores(sum(r["n_pred"] for r in results), sum(r["n_true"] for r in results),
+    return scores_from_counts(sum(r["n_pred"] for r in results), sum(r["n_true"] for r in results),
                    sum(r["n_matched"] for r in results), sum(r["sq_err_A2"] for r in results))
 
 

@@ -48,6 +48,7 @@ from scipy.optimize import minimize
 from scipy.spatial import cKDTree
 
 __all__ = [
+    "water_molecules",
     "generate_structure",
     "bilayer_ice",
     "water_cluster",
@@ -1361,7 +1362,7 @@ def theory_reference_structures(n: int, seed: int = 0, *, kind: str = "auto", **
 # ------------------------------------------------------------------------------------------
 # checks
 # ------------------------------------------------------------------------------------------
-def _molecules(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def water_molecules(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices of O, of H, and the molecule (index into O) of every H (nearest O)."""
     z = atoms.numbers
     oi, hi = np.flatnonzero(z == 8), np.flatnonzero(z == 1)
@@ -1387,7 +1388,7 @@ def check_geometry(atoms: Atoms) -> dict:
     no water atom closer than 2.0 Å to Au.
     """
     pos = atoms.positions
-    oi, hi, owner = _molecules(atoms)
+    oi, hi, owner = water_molecules(atoms)
     out: dict = {"n_water": int(len(oi))}
     h_per_o = np.bincount(owner, minlength=len(oi)) if len(oi) else np.zeros(0, int)
     out["h_per_o"] = h_per_o

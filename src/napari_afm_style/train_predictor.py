@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._device import resolve_device
 from ._plain import plain
 from .io._atomic import write_json_atomic
 from .resample import normalise_slices
@@ -166,15 +167,6 @@ def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def _resolve_device(name: str) -> str:
-    from ._device import resolve_device
-
-    try:
-        return resolve_device(name)
-    except ValueError as e:
-        raise RuntimeError(str(e)) from None
 
 
 def _save(path: Path, blob: dict) -> None:
@@ -495,7 +487,10 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         cfg = replace(cfg, epochs=DEFAULT_EPOCHS)
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
-    device = _resolve_device(cfg.device)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as e:  # a training run reports an unusable device as a RuntimeError
+        raise RuntimeError(str(e)) from None
     torch.manual_seed(cfg.seed)
     src = None
     if ckpt:
@@ -720,7 +715,7 @@ def export_model(checkpoint, path, name: str | None = None, command: str | None 
 
 # -- CLI ----------------------------------------------------------------------------------------
 
-def _parse_mix(text: str) -> dict:
+def parse_mix(text: str) -> dict:
     out = {}
     for part in text.split(","):
         if not part.strip():
@@ -749,7 +744,7 @@ def configure_train_predictor_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style-strength", type=float, nargs=2, default=(0.0, 1.0), metavar=("MIN", "MAX"),
                    help="forward-translation strength, uniform per sample (default 0 1, the range that "
                         "measured best: docs/experiment.md)")
-    p.add_argument("--mix", type=_parse_mix, default=dict(DEFAULT_MIX),
+    p.add_argument("--mix", type=parse_mix, default=dict(DEFAULT_MIX),
                    help="hybrid proportions of sim, handcrafted, style and style_handcrafted (translated, "
                         "then perturbed), e.g. sim=0.25,handcrafted=0.25,style=0.25,style_handcrafted=0.25")
     p.add_argument("--epochs", type=int, default=None,

@@ -55,6 +55,8 @@ from .models.cyclegan import (
     lsgan_d_loss,
     lsgan_g_loss,
 )
+from ._device import choose_threads, resolve_device
+from ._plain import rng_state_from_plain, rng_state_to_plain
 from .io.shards import STACK_KEYS, ShardFolder, shard_stack
 from .resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
 from .stack import AFMStack
@@ -377,8 +379,6 @@ class CycleGANTrainer:
 
     # -- state --
     def state_dict(self) -> dict:
-        from .models.cyclegan import _rng_state_to_plain
-
         return {
             "format": CHECKPOINT_FORMAT,
             "config": self.model.config.to_dict(),
@@ -388,20 +388,18 @@ class CycleGANTrainer:
             "opt_g": _to_cpu(self.opt_g.state_dict()),
             "opt_d": _to_cpu(self.opt_d.state_dict()),
             "pools": {"exp": self.pool_exp.state_dict(), "sim": self.pool_sim.state_dict()},
-            "rng": {"numpy": _rng_state_to_plain(self.rng), "torch": torch.get_rng_state()},
+            "rng": {"numpy": rng_state_to_plain(self.rng), "torch": torch.get_rng_state()},
             "history": copy.deepcopy(self.history),
             "elapsed_s": float(self.elapsed_s),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        from .models.cyclegan import _rng_state_from_plain
-
         self.model.load_state_dict(state["model"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.pool_exp.load_state_dict(state["pools"]["exp"])
         self.pool_sim.load_state_dict(state["pools"]["sim"])
-        self.rng.bit_generator.state = _rng_state_from_plain(state["rng"]["numpy"])
+        self.rng.bit_generator.state = rng_state_from_plain(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
         self.step = int(state["step"])
         self.history = list(state.get("history", []))
@@ -830,33 +828,6 @@ def configure_train_translator_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but torch sees no CUDA GPU; use cpu or auto")
-    return torch.device(name)
-
-
-def _choose_threads(requested: int | None) -> int:
-    """``requested``, or 1 when the machine is already busy, else torch's default.
-
-    On a 2-core machine shared with other jobs, two torch threads made a training step
-    60× slower than one (21.6 s vs 0.37 s measured), because each thread waits for the
-    other to be scheduled; one thread is the safe choice when the cores are taken.
-    """
-    import os
-
-    if requested:
-        return int(requested)
-    n_cpu = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    return 1 if load >= n_cpu - 0.5 else torch.get_num_threads()
-
-
 def _write_json(path: Path, obj) -> None:
     from .io._atomic import write_json_atomic
 
@@ -866,9 +837,9 @@ def _write_json(path: Path, obj) -> None:
 def run_train_translator(args) -> int:
     t_start = time.time()
     deadline = t_start + 60 * args.max_minutes if args.max_minutes else None
-    threads = _choose_threads(args.threads)
+    threads = choose_threads(args.threads)
     torch.set_num_threads(threads)
-    device = _device(args.device)
+    device = torch.device(resolve_device(args.device))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for checkpoints")
