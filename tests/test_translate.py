@@ -486,9 +486,11 @@ def test_bad_api_arguments_fail_before_any_network_pass(tmp_path):
 
     with pytest.raises(ValueError, match="no_state.pt"):
         load_model(bad)
-    # the translator cache stays bounded however many files are opened
-    for i in range(tmod._CACHE_SIZE + 3):
+    # the weights cache stays bounded however many files are opened
+    from napari_afm_style.models.weights import CACHE
+
+    for i in range(CACHE.maxsize + 3):
         copy = tmp_path / f"tr_{i}.pt"
         torch.save(blob, copy)
         tmod.load_translator(copy)
-    assert len(tmod._CACHE) <= tmod._CACHE_SIZE
+    assert len(CACHE) <= CACHE.maxsize

@@ -36,6 +36,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from ._plain import plain
+from .models import weights
 from .resample import normalise_slices, tile_slices, to_canonical
 from .stack import AFMStack
 
@@ -56,8 +57,8 @@ __all__ = [
     "run_predict",
 ]
 
-WEIGHTS_FORMAT = "napari-afm-style predictor weights"
-CHECKPOINT_FORMAT = "napari-afm-style predictor checkpoint"
+WEIGHTS_FORMAT = weights.PREDICTOR_WEIGHTS
+CHECKPOINT_FORMAT = weights.PREDICTOR_CHECKPOINT
 MODEL_PREFIX = "predictor_"
 #: the structure model used when none is named (API, CLI, GUI, demo): the shipped model with
 #: the best top-layer O F1 on labelled experiment-style scans (docs/experiment.md: 0.883,
@@ -140,9 +141,6 @@ def _resolve_model(model) -> tuple[Path, str]:
         return Path(p), text
 
 
-_MODEL_CACHE: dict = {}
-
-
 def _check_threshold(threshold) -> float:
     try:
         t = float(threshold)
@@ -156,25 +154,24 @@ def _check_threshold(threshold) -> float:
 def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     """Load (and cache) a predictor: a shipped name, a weights file, a training checkpoint
     or a checkpoint folder (its ``best.pt``, else ``last.pt``)."""
-    import torch
-
-    from .models.predictor import AtomPredictor, PredictorConfig
-
     from ._device import resolve_device
 
     if isinstance(model, LoadedModel):
         return model
     device = resolve_device(device)  # a GPU torch cannot see is refused here, with the choices
     path, name = _resolve_model(model)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    if key in _MODEL_CACHE:
-        return _MODEL_CACHE[key]
+    return weights.CACHE.get_or_build(weights.CACHE.key(path, "predictor", str(device)),
+                                      lambda: _load_model_file(path, name, device))
+
+
+def _load_model_file(path: Path, name: str, device: str) -> LoadedModel:
+    from .models.predictor import AtomPredictor, PredictorConfig
+
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = weights.load(path)
     except Exception as e:  # torch raises assorted errors for foreign files
         raise ValueError(f"{path}: not a predictor weights or checkpoint file ({e})") from e
-    fmt = blob.get("format") if isinstance(blob, dict) else None
+    fmt = weights.format_of(blob)
     missing = [k for k in (("state_dict",) if fmt == WEIGHTS_FORMAT else ("model_state",) if fmt == CHECKPOINT_FORMAT
                            else ()) + ("model_config",) if k not in blob]
     if fmt in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT) and missing:
@@ -195,22 +192,14 @@ def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     net.eval().to(device)
     inference = blob.get("inference") or {}
-    loaded = LoadedModel(net, config, name, str(path),
-                         float(threshold if threshold is not None else config.default_threshold), card,
-                         int(inference.get("test_time_augmentation", DEFAULT_TEST_TIME_AUGMENTATION)),
-                         {int(k): float(v) for k, v in inference.get("thresholds_by_views", {}).items()})
-    if len(_MODEL_CACHE) >= 4:
-        _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-    _MODEL_CACHE[key] = loaded
-    return loaded
+    return LoadedModel(net, config, name, str(path),
+                       float(threshold if threshold is not None else config.default_threshold), card,
+                       int(inference.get("test_time_augmentation", DEFAULT_TEST_TIME_AUGMENTATION)),
+                       {int(k): float(v) for k, v in inference.get("thresholds_by_views", {}).items()})
 
 
 def save_weights(net, config, path, default_threshold: float | None = None, card: dict | None = None) -> Path:
     """Write a small inference weights file (fp16 state dict + config), atomically."""
-    import torch
-
-    from .io._atomic import atomic_path
-
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in (net.state_dict() if hasattr(net, "state_dict") else net).items()}
     blob = {
@@ -222,10 +211,7 @@ def save_weights(net, config, path, default_threshold: float | None = None, card
                                    else config.default_threshold),
         "card": plain(card or {}),
     }
-    path = Path(path)
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(blob, tmp)
-    return path
+    return weights.save(blob, path)
 
 
 def write_inference_calibration(path, calibration: dict) -> Path:
@@ -235,14 +221,9 @@ def write_inference_calibration(path, calibration: dict) -> Path:
     and the threshold for each calibrated view count, which :func:`predict` then uses by
     default. Written atomically (a failure leaves the old file).
     """
-    import torch
-
-    from .io._atomic import atomic_path
-
     path = Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{path}: not a predictor weights file (export a checkpoint first)")
+    blob = weights.load(path)
+    weights.require_format(blob, WEIGHTS_FORMAT, f"{path}: not a predictor weights file (export a checkpoint first)")
     views = {int(v): r for v, r in calibration["views"].items()}
     recommended = int(calibration["recommended_views"])
     _dihedral_views(recommended)
@@ -253,9 +234,7 @@ def write_inference_calibration(path, calibration: dict) -> Path:
                              | {"views": {v: {k: r[k] for k in ("threshold", "f1", "precision", "recall")}
                                           for v, r in views.items()}}),
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(blob, tmp)
-    return path
+    return weights.save(blob, path)
 
 
 # -- peaks ------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ import numpy as np
 
 from ._device import resolve_device
 from ._plain import plain
+from .models import weights
 from .io._atomic import write_json_atomic
 from .resample import normalise_slices
 
@@ -170,12 +171,7 @@ def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 def _save(path: Path, blob: dict) -> None:
-    import torch
-
-    from .io._atomic import atomic_path
-
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(blob, tmp)
+    weights.save(blob, path)
 
 
 @dataclass
@@ -479,7 +475,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         if not cfg.resume:
             raise FileExistsError(f"{out} already holds a training run (last.pt); use --resume to continue "
                                   "it or choose another --out")
-        ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
+        ckpt = weights.load(last_path)
         cfg = _merge_resume(ckpt["train_config"], cfg)
     elif cfg.resume:
         print(f"note: nothing to resume in {out}; starting a new run", file=sys.stderr)
@@ -551,7 +547,7 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
 
     def state(complete_epoch: bool) -> dict:
         return {
-            "format": "napari-afm-style predictor checkpoint", "version": 1,
+            "format": weights.PREDICTOR_CHECKPOINT, "version": 1,
             "model_config": mcfg.to_dict(), "train_config": cfg.to_dict(),
             "model_state": net.state_dict(), "optimizer_state": opt.state_dict(),
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
@@ -654,8 +650,6 @@ def export_model(checkpoint, path, name: str | None = None, command: str | None 
     command : str, optional
         The command that trained it (default: the one stored in the checkpoint).
     """
-    import torch
-
     from .models.predictor import AtomPredictor, PredictorConfig
     from .predict import save_weights
 
@@ -664,9 +658,8 @@ def export_model(checkpoint, path, name: str | None = None, command: str | None 
         ckpt_path = ckpt_path / "best.pt" if (ckpt_path / "best.pt").is_file() else ckpt_path / "last.pt"
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"{ckpt_path}: no such checkpoint")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if ckpt.get("format") != "napari-afm-style predictor checkpoint":
-        raise ValueError(f"{ckpt_path} is not a predictor training checkpoint")
+    ckpt = weights.load(ckpt_path)
+    weights.require_format(ckpt, weights.PREDICTOR_CHECKPOINT, f"{ckpt_path} is not a predictor training checkpoint")
     mcfg = PredictorConfig.from_dict(ckpt["model_config"])
     net = AtomPredictor(mcfg)
     net.load_state_dict(ckpt["model_state"])

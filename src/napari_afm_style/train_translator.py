@@ -57,9 +57,9 @@ from .models.cyclegan import (
 )
 from ._device import choose_threads, resolve_device
 from ._plain import rng_state_from_plain, rng_state_to_plain
+from .models import weights
 from .io.shards import STACK_KEYS, ShardFolder, shard_stack
 from .resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
-from .stack import AFMStack
 
 __all__ = [
     "TrainConfig",
@@ -429,12 +429,7 @@ def _to_cpu(obj):
 
 def save_checkpoint(state: dict, path) -> Path:
     """Write a checkpoint atomically (a crash never leaves a half-written file)."""
-    from .io._atomic import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
+    return weights.save(state, path)
 
 
 def load_checkpoint(path) -> dict:
@@ -443,9 +438,9 @@ def load_checkpoint(path) -> dict:
         path = path / "last.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no translator checkpoint there")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, TRANSLATOR_FORMAT):
-        raise ValueError(f"{path}: not a translator checkpoint of this project")
+    state = weights.load(path)
+    weights.require_format(state, (CHECKPOINT_FORMAT, TRANSLATOR_FORMAT),
+                           f"{path}: not a translator checkpoint of this project")
     return state
 
 
@@ -700,8 +695,7 @@ def export_translator(ckpt, path, max_mb: float = 20.0) -> Path:
         "step": int(state["step"]),
         "finished": bool(state.get("finished", False)),
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    weights.save(payload, path)
     size_mb = path.stat().st_size / 1e6
     if size_mb > max_mb:
         path.unlink()
@@ -983,7 +977,7 @@ def run_train_translator(args) -> int:
 
 def _init_generators(path) -> dict:
     """Generator weights and architecture of ``--init-from`` (export or checkpoint)."""
-    from .translate import generator_state_dicts
+    from .models.weights import generator_state_dicts
 
     path = Path(path)
     payload = load_checkpoint(path)  # an exported translator or a training checkpoint (file or folder)

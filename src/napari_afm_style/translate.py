@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .models import weights
+from .models.weights import generator_state_dicts
 from .resample import DEFAULT_GRID, CanonicalGrid, interpolate_heights, resample_lateral, tile_slices, to_canonical
 from .stack import AFMStack
 
@@ -161,11 +163,6 @@ def default_translator_path():
     return files("napari_afm_style").joinpath("models", DEFAULT_NAME)
 
 
-_CACHE: dict = {}
-#: translators kept loaded (about 3 MB each)
-_CACHE_SIZE = 4
-
-
 def load_translator(model=None) -> Translator:
     """Load a translator.
 
@@ -205,34 +202,19 @@ def load_translator(model=None) -> Translator:
     return _load_file(path, packaged=False)
 
 
-def generator_state_dicts(payload, source="weights") -> tuple[dict, dict]:
-    """(forward, backward) generator state dicts of an exported translator or of a
-    training checkpoint (``payload`` as loaded by ``torch.load``)."""
-    from .models.cyclegan import CHECKPOINT_FORMAT, TRANSLATOR_FORMAT
-
-    fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt == TRANSLATOR_FORMAT:
-        return payload["forward"], payload["backward"]
-    if fmt == CHECKPOINT_FORMAT:
-        ms = payload["model"]
-        return ({k[len("forward_gen."):]: v for k, v in ms.items() if k.startswith("forward_gen.")},
-                {k[len("backward_gen."):]: v for k, v in ms.items() if k.startswith("backward_gen.")})
-    raise ValueError(f"{source}: not a style translator of this project (format {fmt!r})")
-
-
 def _load_file(path: Path, packaged: bool) -> Translator:
-    import torch
+    return weights.CACHE.get_or_build(weights.CACHE.key(path, "translator", packaged),
+                                      lambda: _read_translator(path, packaged))
 
+
+def _read_translator(path: Path, packaged: bool) -> Translator:
     from .models.cyclegan import CycleGANConfig, ResidualGenerator
 
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
-    if key in _CACHE:
-        return _CACHE[key]
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = weights.load(path)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not ours"
         raise ValueError(f"{path}: cannot read translator weights ({e})") from e
-    fmt = payload.get("format") if isinstance(payload, dict) else None
+    fmt = weights.format_of(payload)
     fwd, bwd = generator_state_dicts(payload, path)
     config = CycleGANConfig.from_dict(payload["config"])
     g, f = ResidualGenerator(config), ResidualGenerator(config)
@@ -243,14 +225,10 @@ def _load_file(path: Path, packaged: bool) -> Translator:
     grid = CanonicalGrid(**payload["grid"]) if payload.get("grid") else DEFAULT_GRID
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     name = f"{path.name} ({'packaged' if packaged else path.parent}, step {payload.get('step')}, sha256 {sha[:12]})"
-    tr = Translator(g, f, name, str(path), sha, payload.get("recommended_strength"), grid,
-                    info={"format": fmt, "step": payload.get("step"), "finished": payload.get("finished"),
-                          "heldout_ids": (payload.get("data") or {}).get("heldout_ids"),
-                          "evaluation": payload.get("evaluation")})
-    if len(_CACHE) >= _CACHE_SIZE:  # bounded: a GUI session may try many checkpoints
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = tr
-    return tr
+    return Translator(g, f, name, str(path), sha, payload.get("recommended_strength"), grid,
+                      info={"format": fmt, "step": payload.get("step"), "finished": payload.get("finished"),
+                            "heldout_ids": (payload.get("data") or {}).get("heldout_ids"),
+                            "evaluation": payload.get("evaluation")})
 
 
 def _validate_strength(strength, recommended: float | None = None) -> float:

@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._plain import rng_state_from_plain, rng_state_to_plain
+from . import weights
 
 __all__ = [
     "CycleGANConfig",
@@ -48,9 +49,9 @@ __all__ = [
 ]
 
 #: ``format`` field of an exported translator file (generators only, for inference).
-TRANSLATOR_FORMAT = "napari_afm_style.translator/1"
+TRANSLATOR_FORMAT = weights.TRANSLATOR_FORMAT
 #: ``format`` field of a training checkpoint (all four networks, optimisers, RNG states).
-CHECKPOINT_FORMAT = "napari_afm_style.translator-checkpoint/1"
+CHECKPOINT_FORMAT = weights.TRANSLATOR_CHECKPOINT
 
 
 @dataclass(frozen=True)

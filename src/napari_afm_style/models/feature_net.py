@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from .._plain import plain
+from . import weights
 
 __all__ = [
     "FeatureNetConfig",
@@ -48,7 +49,7 @@ __all__ = [
     "default_feature_net_path",
 ]
 
-FORMAT = "napari_afm_style.feature_net/1"
+FORMAT = weights.FEATURE_NET_FORMAT
 DEFAULT_NAME = "feature_net.pt"
 
 
@@ -158,8 +159,7 @@ def save_feature_net(net: FeatureNet, path) -> Path:
     payload = {"format": FORMAT, "config": net.config.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                "info": plain(net.info)}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    weights.save(payload, path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     info = net.info
     n_params = sum(p.numel() for p in net.parameters())
@@ -193,9 +193,6 @@ def default_feature_net_path():
     return files("napari_afm_style").joinpath("models", DEFAULT_NAME)
 
 
-_CACHE: dict = {}
-
-
 def load_feature_net(path=None) -> FeatureNet:
     """Load feature-network weights (default: the shipped ``models/feature_net.pt``)."""
     if path is None:
@@ -216,18 +213,17 @@ def load_feature_net(path=None) -> FeatureNet:
 
 
 def _load(path: Path) -> FeatureNet:
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
-    if key in _CACHE:
-        return _CACHE[key]
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a feature-network file of this project (format {FORMAT})")
+    return weights.CACHE.get_or_build(weights.CACHE.key(path, "feature_net"), lambda: _read(path))
+
+
+def _read(path: Path) -> FeatureNet:
+    payload = weights.load(path)
+    weights.require_format(payload, FORMAT, f"{path}: not a feature-network file of this project (format {FORMAT})")
     net = FeatureNet(FeatureNetConfig.from_dict(payload["config"]))
     net.load_state_dict(payload["state_dict"])
     net.info = dict(payload.get("info", {}))
     net.info["path"] = str(path)
     net.eval()
-    _CACHE[key] = net
     return net
 
 
