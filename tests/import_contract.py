@@ -25,7 +25,7 @@ PACKAGE = "napari_afm_style"
 
 #: floor name → module names (a name stands for itself and everything under it)
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("napari_afm_style", "stack", "resample", "_plain", "_device", "io")),
+    ("core", ("napari_afm_style", "stack", "resample", "_plain", "_device", "_mmd", "io")),
     ("physics", ("simulate", "structures", "perturb", "completion", "order", "compare")),
     ("models", ("models",)),
     ("inference", ("predict", "translate")),
@@ -33,7 +33,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
                   # the old flat paths of the training modules, kept as aliases
                   "dataset", "generate", "train_predictor", "train_translator", "evaluation",
                   "experiment", "metrics", "labelled_scans", "translation_criteria")),
-    ("app", ("cli", "_cli_basic", "_qt", "_reader", "_writer", "_sample_data", "_layers", "demo")),
+    ("app", ("cli", "_qt", "_reader", "_writer", "_sample_data", "_layers", "demo")),
 ]
 
 

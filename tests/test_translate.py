@@ -29,13 +29,13 @@ from napari_afm_style.train_translator import (
     save_checkpoint,
 )
 from napari_afm_style import translate as tmod
+from napari_afm_style.cli.translate import configure as configure_translate_parser
+from napari_afm_style.cli.translate import run as run_translate
 from napari_afm_style.translate import (
     Translator,
     TranslatorNotAvailable,
-    configure_translate_parser,
     load_translator,
     prepare_translation,
-    run_translate,
     translate,
 )
 

@@ -38,6 +38,8 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist, pdist
 from scipy.stats import wasserstein_distance
 
+from ._mmd import gaussian_mmd2
+
 __all__ = [
     "DEFAULT_CUTOFF_A",
     "OrderReport",
@@ -563,16 +565,7 @@ def mmd2_unbiased(x, y, bandwidth: float | None = None, max_points: int = 1500, 
     if bandwidth is None:
         d = pdist(np.vstack([x, y]))
         bandwidth = float(np.median(d[d > 0])) if np.any(d > 0) else 1.0
-    if not (bandwidth > 0 and math.isfinite(bandwidth)):
-        raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
-    g = -0.5 / bandwidth**2
-    n, m = x.shape[0], y.shape[0]
-    kxx = np.exp(g * cdist(x, x, "sqeuclidean"))
-    kyy = np.exp(g * cdist(y, y, "sqeuclidean"))
-    kxy = np.exp(g * cdist(x, y, "sqeuclidean"))
-    # Diagonal terms are exactly 1 and are left out for unbiasedness.
-    mmd2 = (kxx.sum() - n) / (n * (n - 1)) + (kyy.sum() - m) / (m * (m - 1)) - 2.0 * kxy.mean()
-    return float(mmd2), float(bandwidth)
+    return gaussian_mmd2(x, y, bandwidth), float(bandwidth)
 
 
 def order_distances(predicted_atoms, reference="theory", cutoff: float = DEFAULT_CUTOFF_A,

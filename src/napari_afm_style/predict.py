@@ -20,7 +20,6 @@ same relative frame; ``atoms.info["height_frame"]`` says which.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -53,8 +52,6 @@ __all__ = [
     "save_weights",
     "write_inference_calibration",
     "LoadedModel",
-    "configure_predict_parser",
-    "run_predict",
 ]
 
 WEIGHTS_FORMAT = weights.PREDICTOR_WEIGHTS
@@ -636,38 +633,3 @@ def pool_matches(results: list[dict]) -> dict:
     """Scores over many images from per-image :func:`match_atoms` results (micro-average)."""
     return scores_from_counts(sum(r["n_pred"] for r in results), sum(r["n_true"] for r in results),
                    sum(r["n_matched"] for r in results), sum(r["sq_err_A2"] for r in results))
-
-
-# -- CLI --------------------------------------------------------------------------------------
-
-def configure_predict_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("stack", help="Δf stack file or folder (any supported format)")
-    p.add_argument("-o", "--output", required=True, help="output geometry (.xyz, extended XYZ with confidence)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="shipped model name (pure, handcrafted, style, hybrid) or a weights/checkpoint path")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="minimum peak probability of an atom (default: the model's)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
-                   help="mirrored/rotated views of the stack whose maps are averaged "
-                        "(default: the model's calibrated choice)")
-
-
-def run_predict(args) -> int:
-    from .io import read_stack, write_atoms
-
-    stack = read_stack(args.stack)
-    maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta)
-    atoms = maps.atoms(args.threshold)
-    # extended XYZ keeps only scalar info entries: add flat copies of the essentials
-    atoms.info["preprocessing_json"] = json.dumps(atoms.info.get("preprocessing", {}))
-    out = write_atoms(atoms, args.output)
-    symbols = atoms.get_chemical_symbols()
-    counts = ", ".join(f"{el}: {symbols.count(el)}" for el in maps.elements)
-    print(f"{args.stack}: {len(atoms)} atoms ({counts}) at threshold {atoms.info['threshold']:.2f}, "
-          f"model {maps.info['predictor_model']!r}")
-    print(f"frame: {maps.info['frame']}; heights: {maps.info['height_frame']}")
-    if "warning" in maps.info["preprocessing"]:
-        print(f"warning: {maps.info['preprocessing']['warning']}")
-    print(f"wrote {out}")
-    return 0

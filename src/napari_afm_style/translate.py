@@ -24,7 +24,6 @@ cached residual (:class:`Translation`), so a GUI slider never re-runs the networ
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
@@ -53,8 +52,7 @@ __all__ = [
     "translate",
     "translate_array",
     "translate_shards",
-    "configure_translate_parser",
-    "run_translate",
+    "validate_strength",
 ]
 
 DIRECTIONS = {"forward": "simulated → experimental", "backward": "experimental → simulated"}
@@ -231,8 +229,9 @@ def _read_translator(path: Path, packaged: bool) -> Translator:
                             "evaluation": payload.get("evaluation")})
 
 
-def _validate_strength(strength, recommended: float | None = None) -> float:
-    """A strength in [0, 1]; ``"recommended"`` means the translator's held-out choice."""
+def validate_strength(strength, recommended: float | None = None) -> float:
+    """A strength in [0, 1]; ``"recommended"`` means the translator's held-out choice
+    (``recommended``). The one check of a strength: the API, the GUI and the CLI use it."""
     if isinstance(strength, str):
         if strength != "recommended":
             raise ValueError(f"strength must be a number in [0, 1] or 'recommended', got {strength!r}")
@@ -270,7 +269,7 @@ def translate_array(data_Hz, translator, direction: str = "forward", strength: f
     numpy.ndarray
         float32, same shape, Hz.
     """
-    s = _validate_strength(strength)
+    s = validate_strength(strength)
     data = np.asarray(data_Hz, dtype=np.float32)
     if data.ndim != 3:
         raise ValueError(f"translate_array needs an (n_heights, ny, nx) array, got shape {data.shape}")
@@ -313,7 +312,7 @@ class Translation:
     def at(self, strength=1.0) -> AFMStack:
         """The translated stack at ``strength`` ∈ [0, 1] (or ``"recommended"``); no
         network pass. Strength 0 returns the input data exactly."""
-        s = _validate_strength(strength, self.recommended_strength)
+        s = validate_strength(strength, self.recommended_strength)
         data = self.source.data.copy() if s == 0.0 else self.source.data + np.float32(s) * self.residual_Hz
         record = {"step": "translate", "direction": self.direction,
                   "meaning": DIRECTIONS[self.direction], "strength": s, "model": self.model,
@@ -462,7 +461,7 @@ def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=
     """
     _check_direction(direction)
     if not isinstance(strength, str):
-        _validate_strength(strength)  # fail before the network runs
+        validate_strength(strength)  # fail before the network runs
     return prepare_translation(stack, direction, model, device).at(strength)
 
 
@@ -487,7 +486,7 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
     if out_dir.resolve() == in_dir.resolve():
         raise ValueError("the output folder must differ from the input folder")
     tr = load_translator(model)
-    s_value = _validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
+    s_value = validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
     note = {"direction": direction, "meaning": DIRECTIONS[direction], "strength": s_value,
             "model": tr.name, "model_sha256": tr.sha256, "source": str(in_dir)}
     manifest = dict(source.manifest() or {}, translation=note)
@@ -528,52 +527,3 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
             bar.close()
     return {"out_dir": str(out_dir), "shards_written": len(todo), "shards_skipped": len(shards) - len(todo),
             "stacks": int(sum(n for _, n in todo)), "translation": note}
-
-
-# -- command line ----------------------------------------------------------------------------
-
-def _strength_arg(text: str):
-    if text == "recommended":
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"strength must be a number in [0, 1] or 'recommended', got {text!r}")
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"strength must be in [0, 1], got {v}")
-    return v
-
-
-def configure_translate_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="a stack file (any supported format) or a training-set folder of shards")
-    p.add_argument("-o", "--output", required=True, help="output .npz (for a stack) or folder (for shards)")
-    p.add_argument("--direction", choices=tuple(DIRECTIONS), default="backward",
-                   help="forward: simulated → experimental; backward: experimental → simulated (default)")
-    p.add_argument("--strength", type=_strength_arg, default=1.0,
-                   help="0…1 (0 = unchanged) or 'recommended' (the training's held-out choice); default 1")
-    p.add_argument("--model", default=None, help="translator .pt or training folder (default: shipped weights)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", help="where the generator runs: auto (a GPU if torch sees one), "
-                                                    "cpu, cuda or cuda:N")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def run_translate(args) -> int:
-    from .io import read_stack, write_stack
-    from .io.shards import ShardFolder
-
-    src = Path(args.input)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
-    if ShardFolder.holds_shards(src):
-        summary = translate_shards(src, args.output, args.direction, args.strength, args.model,
-                                   progress=not args.no_progress, batch_size=args.batch_size, device=args.device)
-        print(f"translated {summary['stacks']} stacks in {summary['shards_written']} shard(s) "
-              f"({summary['shards_skipped']} already done) → {summary['out_dir']}")
-        return 0
-    stack = read_stack(src)
-    out = translate(stack, args.direction, args.strength, args.model, args.device)
-    path = write_stack(out, args.output)
-    t = out.metadata["translation"]
-    print(f"wrote {path} ({t['meaning']}, strength {t['strength']:g}, model {t['model']})")
-    return 0

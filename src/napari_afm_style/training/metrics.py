@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import linalg
 
+from .._mmd import gaussian_mmd2
 from ..resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
 from ..stack import AFMStack
 
@@ -320,10 +321,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) 
     if m < 2 or n < 2:
         raise ValueError("the unbiased MMD needs at least two samples per set")
     sigma = median_bandwidth(np.concatenate([x, y])) if bandwidth is None else float(bandwidth)
-    g = -0.5 / sigma ** 2
-    kxx, kyy, kxy = np.exp(g * _sq_dists(x, x)), np.exp(g * _sq_dists(y, y)), np.exp(g * _sq_dists(x, y))
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2.0 * kxy.mean())
+    return gaussian_mmd2(x, y, sigma)
 
 
 def mmd(a, b, features: FeatureSpec = "descriptor", bandwidth: float | None = None, model=None,
