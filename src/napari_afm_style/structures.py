@@ -39,8 +39,10 @@ integer seed).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms
@@ -1162,6 +1164,118 @@ def water_cluster(
     return atoms
 
 
+@dataclass
+class _Layout:
+    """What every builder of :func:`generate_structure` draws from and places into."""
+
+    rng: np.random.Generator
+    window: tuple
+    margin_A: float
+    base_z_A: float
+    oo_distance_A: float
+    au_top_z_A: float
+    o_parts: list = field(default_factory=list)
+    tag_parts: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    def bilayer_params(self, **kw) -> dict:
+        return dict(
+            oo_distance_A=self.oo_distance_A, interlayer_A=self.oo_distance_A,
+            rotation_deg=float(self.rng.uniform(0, 60)), window=self.window, margin_A=self.margin_A,
+            base_z_A=self.base_z_A, **kw,
+        )
+
+    def add(self, o: np.ndarray, tags: np.ndarray) -> None:
+        self.o_parts.append(o)
+        self.tag_parts.append(tags)
+
+    def support(self) -> np.ndarray:
+        return np.vstack(self.o_parts) if self.o_parts else np.zeros((0, 3))
+
+
+def _build_compact_island(lay: _Layout) -> None:
+    """``bilayer``: a compact, flat, full AA bilayer island of 4–12 rings."""
+    rng = lay.rng
+    o, t, rec = _bilayer_oxygens(rng, **lay.bilayer_params(
+        n_rings=int(rng.integers(4, 13)), buckling_A=0.0, compactness=2.0,
+        upper_coverage=1.0, n_stone_wales=0, n_vacancies=0, n_edge_removals=0))
+    lay.add(o, t)
+    lay.params.update(rec)
+
+
+def _build_island(lay: _Layout, defects: bool) -> None:
+    """A ragged island with defects (``bilayer_defects``) or the smaller, partly covered
+    island of ``mixed``."""
+    rng = lay.rng
+    n_sw = int(rng.integers(0, 3)) if defects else int(rng.integers(0, 2))
+    n_vac = int(rng.integers(0, 4)) if defects else int(rng.integers(0, 2))
+    if defects and n_sw + n_vac == 0:
+        n_sw = 1
+    o, t, rec = _bilayer_oxygens(rng, **lay.bilayer_params(
+        n_rings=int(rng.integers(4, 13)) if defects else int(rng.integers(1, 6)),
+        buckling_A=float(rng.uniform(0.0, 0.4)),
+        compactness=float(rng.uniform(0.0, 1.0)) if defects else float(rng.uniform(0.5, 2.0)),
+        upper_coverage=(float(rng.uniform(0.55, 1.0)) if rng.random() < 0.5 else 1.0)
+        if defects else float(rng.uniform(0.0, 1.0)),
+        n_stone_wales=n_sw, n_vacancies=n_vac,
+        n_edge_removals=int(rng.integers(0, 4)) if defects else 0))
+    if defects and rec["n_stone_wales"] + rec["n_vacancies"] == 0:
+        # no Stone–Wales site in a small island: make the defect a vacancy instead
+        keep = np.ones(len(o), bool)
+        up = np.flatnonzero(t == TAG_UPPER)
+        victim = int(rng.choice(up)) if len(up) else int(rng.integers(len(o)))
+        keep[victim] = False
+        o, t = o[keep], t[keep]
+        rec["n_vacancies"] = 1
+        rec["n_upper" if len(up) else "n_lower"] -= 1
+    lay.add(o, t)
+    lay.params.update(rec)
+
+
+def _build_clusters(lay: _Layout, on_island: bool) -> None:
+    """One to three 3–8-molecule clusters beside the water (``cluster``), or one or two
+    3–6-molecule clusters on the island's first layer or beside it (``mixed``); a single
+    molecule when the window is too crowded for any."""
+    rng = lay.rng
+    top = lay.au_top_z_A + _MAX_WATER_TOP_A
+    n_clusters = int(rng.integers(1, 3)) if on_island else int(rng.integers(1, 4))
+    placed = []
+    for _ in range(n_clusters):
+        size = int(rng.integers(3, 7)) if on_island else int(rng.integers(3, 9))
+        c, shape = _cluster_oxygens(size, rng, 2.75)
+        support = lay.support()
+        mode = ("on_layer" if rng.random() < 0.6 else "beside") if on_island else "beside"
+        pos = _place_cluster(c, support, rng, lay.window, lay.margin_A, lay.base_z_A, top, mode, 2.75)
+        if pos is None and mode == "on_layer":
+            mode = "beside"
+            pos = _place_cluster(c, support, rng, lay.window, lay.margin_A, lay.base_z_A, top, mode, 2.75)
+        if pos is None:
+            continue
+        lay.add(pos, np.full(len(pos), TAG_CLUSTER))
+        placed.append({"shape": shape, "n_molecules": size, "placement": mode})
+    if not placed:  # the window is too crowded for a cluster: place a single molecule
+        c = np.zeros((1, 3))
+        support = lay.support()
+        for mode in ("beside", "on_layer"):
+            pos = _place_cluster(c, support, rng, lay.window, lay.margin_A, lay.base_z_A, top, mode, 2.75, 2000)
+            if pos is not None:
+                break
+        if pos is None:
+            raise ValueError(f"no room for a cluster in the window {lay.window} Å; enlarge size_A")
+        lay.add(pos, np.full(1, TAG_CLUSTER))
+        placed.append({"shape": "monomer", "n_molecules": 1, "placement": mode})
+    lay.params["clusters"] = placed
+
+
+#: kind → the builders that place its water, in order (each draws from the layout's rng)
+STRUCTURE_BUILDERS = {
+    "bilayer": (_build_compact_island,),
+    "bilayer_defects": (functools.partial(_build_island, defects=True),),
+    "cluster": (functools.partial(_build_clusters, on_island=False),),
+    "mixed": (functools.partial(_build_island, defects=False), functools.partial(_build_clusters, on_island=True)),
+}
+
+
 def generate_structure(
     rng_or_seed=None,
     kind: str = "auto",
@@ -1237,80 +1351,20 @@ def generate_structure(
     window = (scan_window[0] + 2 * overhang_A, scan_window[1] + 2 * overhang_A)
     if jitter_A < 0 or jitter_A > 0.3:
         raise ValueError(f"jitter_A must be in [0, 0.3] Å (thermal motion), got {jitter_A}")
-    base_z = au_top_z_A + water_height_A
-    params: dict = {}
+    lay = _Layout(rng, window, margin_A, au_top_z_A + water_height_A, oo_distance_A, au_top_z_A)
+    for build in STRUCTURE_BUILDERS[kind]:
+        build(lay)
+    return _finish_structure(lay, kind, seed, scan_window, overhang_A, jitter_A, substrate, slab_layers,
+                             slab_margin_A, au_top_z_A, water_height_A)
 
-    def bilayer_params(**kw):
-        return dict(
-            oo_distance_A=oo_distance_A, interlayer_A=oo_distance_A,
-            rotation_deg=float(rng.uniform(0, 60)), window=window, margin_A=margin_A,
-            base_z_A=base_z, **kw,
-        )
 
-    o_parts, tag_parts = [], []
-    if kind == "bilayer":
-        o, t, rec = _bilayer_oxygens(rng, **bilayer_params(
-            n_rings=int(rng.integers(4, 13)), buckling_A=0.0, compactness=2.0,
-            upper_coverage=1.0, n_stone_wales=0, n_vacancies=0, n_edge_removals=0))
-        o_parts.append(o), tag_parts.append(t)
-        params.update(rec)
-    elif kind in ("bilayer_defects", "mixed"):
-        defects = kind == "bilayer_defects"
-        n_sw = int(rng.integers(0, 3)) if defects else int(rng.integers(0, 2))
-        n_vac = int(rng.integers(0, 4)) if defects else int(rng.integers(0, 2))
-        if defects and n_sw + n_vac == 0:
-            n_sw = 1
-        o, t, rec = _bilayer_oxygens(rng, **bilayer_params(
-            n_rings=int(rng.integers(4, 13)) if defects else int(rng.integers(1, 6)),
-            buckling_A=float(rng.uniform(0.0, 0.4)),
-            compactness=float(rng.uniform(0.0, 1.0)) if defects else float(rng.uniform(0.5, 2.0)),
-            upper_coverage=(float(rng.uniform(0.55, 1.0)) if rng.random() < 0.5 else 1.0)
-            if defects else float(rng.uniform(0.0, 1.0)),
-            n_stone_wales=n_sw, n_vacancies=n_vac,
-            n_edge_removals=int(rng.integers(0, 4)) if defects else 0))
-        if defects and rec["n_stone_wales"] + rec["n_vacancies"] == 0:
-            # no Stone–Wales site in a small island: make the defect a vacancy instead
-            keep = np.ones(len(o), bool)
-            up = np.flatnonzero(t == TAG_UPPER)
-            victim = int(rng.choice(up)) if len(up) else int(rng.integers(len(o)))
-            keep[victim] = False
-            o, t = o[keep], t[keep]
-            rec["n_vacancies"] = 1
-            rec["n_upper" if len(up) else "n_lower"] -= 1
-        o_parts.append(o), tag_parts.append(t)
-        params.update(rec)
-    if kind in ("cluster", "mixed"):
-        n_clusters = int(rng.integers(1, 4)) if kind == "cluster" else int(rng.integers(1, 3))
-        placed = []
-        for _ in range(n_clusters):
-            size = int(rng.integers(3, 9)) if kind == "cluster" else int(rng.integers(3, 7))
-            c, shape = _cluster_oxygens(size, rng, 2.75)
-            support = np.vstack(o_parts) if o_parts else np.zeros((0, 3))
-            mode = "beside" if kind == "cluster" else ("on_layer" if rng.random() < 0.6 else "beside")
-            top = au_top_z_A + _MAX_WATER_TOP_A
-            pos = _place_cluster(c, support, rng, window, margin_A, base_z, top, mode, 2.75)
-            if pos is None and mode == "on_layer":
-                mode = "beside"
-                pos = _place_cluster(c, support, rng, window, margin_A, base_z, top, mode, 2.75)
-            if pos is None:
-                continue
-            o_parts.append(pos), tag_parts.append(np.full(len(pos), TAG_CLUSTER))
-            placed.append({"shape": shape, "n_molecules": size, "placement": mode})
-        if not placed:  # the window is too crowded for a cluster: place a single molecule
-            c = np.zeros((1, 3))
-            support = np.vstack(o_parts) if o_parts else np.zeros((0, 3))
-            for mode in ("beside", "on_layer"):
-                pos = _place_cluster(c, support, rng, window, margin_A, base_z,
-                                     au_top_z_A + _MAX_WATER_TOP_A, mode, 2.75, 2000)
-                if pos is not None:
-                    break
-            if pos is None:
-                raise ValueError(f"no room for a cluster in the window {window} Å; enlarge size_A")
-            o_parts.append(pos), tag_parts.append(np.full(1, TAG_CLUSTER))
-            placed.append({"shape": "monomer", "n_molecules": 1, "placement": mode})
-        params["clusters"] = placed
-    o = np.vstack(o_parts)
-    tags = np.concatenate(tag_parts)
+def _finish_structure(lay: _Layout, kind: str, seed, scan_window, overhang_A: float, jitter_A: float,
+                      substrate: bool, slab_layers: int, slab_margin_A: float, au_top_z_A: float,
+                      water_height_A: float) -> Atoms:
+    """Hydrogens, jitter, the Au(111) slab and ``atoms.info`` for the placed oxygens."""
+    rng, window, params = lay.rng, lay.window, lay.params
+    o = np.vstack(lay.o_parts)
+    tags = np.concatenate(lay.tag_parts)
     water = _finish(o, tags, rng, jitter_A=jitter_A, window=window,
                     substrate_z_A=au_top_z_A if substrate else None)
     if substrate:
