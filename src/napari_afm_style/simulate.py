@@ -78,7 +78,6 @@ DEFAULT_CLOSEST_GAP_A = 2.5
 
 #: the tip charge multipoles ppafm offers
 MULTIPOLES = ("s", "pz", "dz2")
-_MULTIPOLES = MULTIPOLES
 
 #: ppafm's Δf convolution kernel keeps its weights in a local array of 64.
 _MAX_DF_STEPS = 64
@@ -137,8 +136,8 @@ class TipParameters:
                 f"the lateral offset hypot(r0_A[0], r0_A[1]); got {r0}"
             )
         object.__setattr__(self, "r0_A", r0)
-        if self.multipole not in _MULTIPOLES:
-            raise ValueError(f"TipParameters.multipole must be one of {_MULTIPOLES}, got {self.multipole!r}")
+        if self.multipole not in MULTIPOLES:
+            raise ValueError(f"TipParameters.multipole must be one of {MULTIPOLES}, got {self.multipole!r}")
         q = float(self.charge_e)
         if not np.isfinite(q):
             raise ValueError(f"TipParameters.charge_e must be finite, got {q!r}")
