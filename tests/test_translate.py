@@ -351,7 +351,8 @@ class _FixedResidual(torch.nn.Module):
 
 
 def test_strength_sweep_recommends_the_strength_that_matches_the_target_domain():
-    from napari_afm_style.train_translator import DomainDistance, _score, evaluate_translator
+    from napari_afm_style.training.translator_selection import DomainDistance, evaluate_translator
+    from napari_afm_style.training.translator_selection import grid_point_score as _score
 
     rng = np.random.default_rng(0)
     sim = _smooth_set(rng, 8, 10, 48)

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from .._device import choose_threads, resolve_device
 from ..models.feature_net import FeatureNet, FeatureNetConfig, save_feature_net
-from .train_translator import load_domain, sample_batch, split_holdout
+from .domains import load_domain, sample_batch, split_holdout
 
 __all__ = ["pretext_batch", "train_feature_net", "main"]
 

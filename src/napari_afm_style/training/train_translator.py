@@ -21,6 +21,10 @@ The domain distance is FID on the project's feature network when its weights exi
 (``--feature-net`` or shipped), otherwise MMD on the weight-free style descriptor of
 :mod:`napari_afm_style.metrics`; the report says which.
 
+The data (:mod:`.domains`) and the held-out choices (:mod:`.translator_selection`) live
+in their own modules; this one holds the optimisation, the checkpoints, the export and
+the command.
+
 Checkpoints (``OUT/last.pt``, and ``OUT/search/*.pt`` for the grid) are written
 atomically every ``--checkpoint-every`` steps, on Ctrl-C and when ``--max-minutes`` runs
 out; ``--resume`` continues exactly (weights, optimisers, image pools, RNG states).
@@ -36,7 +40,6 @@ import json
 import math
 import sys
 import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,8 +61,14 @@ from ..models.cyclegan import (
 from .._device import choose_threads, resolve_device
 from .._plain import rng_state_from_plain, rng_state_to_plain
 from ..models import weights
-from ..io.shards import STACK_KEYS, ShardFolder, shard_stack
-from ..resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
+from ..resample import DEFAULT_GRID
+from .domains import Domain, load_domain, sample_batch, split_holdout
+from .translator_selection import (
+    DomainDistance,
+    choose_metric,
+    evaluate_translator,
+    grid_point_score,
+)
 
 __all__ = [
     "TrainConfig",
@@ -76,168 +85,6 @@ __all__ = [
     "configure_train_translator_parser",
     "run_train_translator",
 ]
-
-
-# -- data --------------------------------------------------------------------------------
-
-@dataclass
-class Domain:
-    """Normalised canonical stacks of one domain (float32 ``(n_heights, ny, nx)``)."""
-
-    arrays: list
-    ids: list
-    source: str
-    n_skipped: int = 0
-
-    def subset(self, idx) -> Domain:
-        return Domain([self.arrays[i] for i in idx], [self.ids[i] for i in idx], self.source, 0)
-
-    def __len__(self) -> int:
-        return len(self.arrays)
-
-
-def _enumerate_sources(path: Path) -> tuple[list, int]:
-    """(kind, path, index) entries: ("shard", shard, i) or ("file", path, None)."""
-    from ..io import stack_format
-
-    entries, skipped = [], 0
-
-    def add_shards(folder: Path):
-        for sp in ShardFolder(folder).shards():
-            try:
-                n = ShardFolder.n_samples(sp)
-            except (KeyError, OSError, ValueError, zipfile.BadZipFile):
-                nonlocal skipped
-                skipped += 1
-                continue
-            entries.extend(("shard", sp, i) for i in range(n))
-
-    if path.is_file():
-        entries.append(("file", path, None))
-    elif ShardFolder.holds_shards(path):
-        add_shards(path)
-    elif stack_format(path) is not None:  # e.g. a folder of .sxm slices is one stack
-        entries.append(("file", path, None))
-    else:
-        for child in sorted(path.iterdir()):
-            if child.name.startswith("."):
-                continue
-            if ShardFolder.holds_shards(child):
-                add_shards(child)
-            elif stack_format(child) is not None:
-                entries.append(("file", child, None))
-            elif child.is_file() and child.name not in ("dataset.json",) and child.suffix.lower() not in (
-                    ".md", ".txt", ".json", ".xyz", ".png", ".jpg"):
-                skipped += 1
-    return entries, skipped
-
-
-def load_domain(path, max_stacks: int | None = None, seed: int = 0, min_size: int = 0,
-                grid: CanonicalGrid = DEFAULT_GRID, progress: bool = False) -> Domain:
-    """Read every stack under ``path`` as a normalised canonical array.
-
-    Parameters
-    ----------
-    path : str or Path
-        A shard folder (``shard_*.npz``), a folder of shard folders and/or stack files
-        (any format :func:`napari_afm_style.io.read_stack` takes), or one stack file.
-    max_stacks : int, optional
-        Keep at most this many, chosen at random with ``seed`` (same choice every time).
-    min_size : int
-        Stacks narrower than this many canonical pixels (the training crop) are skipped.
-
-    Raises
-    ------
-    ValueError
-        If ``path`` holds no readable stack.
-    """
-    from ..io import read_stack
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    entries, skipped = _enumerate_sources(path)
-    if not entries:
-        raise ValueError(
-            f"{path} holds no Δf stacks (expected shard_*.npz from `afm-style generate` or stack "
-            "files .npz/.sxm/.gwy/.tif)"
-        )
-    order = np.arange(len(entries))
-    if max_stacks is not None and len(entries) > max_stacks:
-        order = np.sort(np.random.default_rng(seed).choice(len(entries), max_stacks, replace=False))
-    arrays, ids = [], []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(order), desc=f"reading {path.name}", unit="stack", file=sys.stderr)
-    open_shard: tuple = (None, None)
-    for j in order:
-        kind, p, i = entries[j]
-        try:
-            if kind == "shard":
-                if open_shard[0] != p:
-                    open_shard = (p, ShardFolder.read(p, STACK_KEYS))
-                stack = shard_stack(open_shard[1], i, {"source_file": str(p)})
-                sid = f"{p.parent.name}/{p.name}#{i}"
-            else:
-                stack = read_stack(p)
-                sid = p.name
-            canon, _ = to_canonical(stack, grid)
-        except (ValueError, OSError, KeyError) as e:  # a broken file must not stop training
-            skipped += 1
-            print(f"skipping {p}{'' if i is None else f'#{i}'}: {e}", file=sys.stderr)
-            continue
-        finally:
-            if bar is not None:
-                bar.update(1)
-        if min(canon.data.shape[1:]) < min_size:
-            skipped += 1
-            continue
-        arrays.append(normalise_slices(canon.data))
-        ids.append(sid)
-    if bar is not None:
-        bar.close()
-    if not arrays:
-        raise ValueError(f"no usable stack in {path} ({skipped} skipped; each must be ≥ {min_size} px)")
-    return Domain(arrays, ids, str(path), skipped)
-
-
-def split_holdout(n: int, fraction: float, seed: int, max_heldout: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded (train, held-out) index split; at least 2 held out when ``fraction`` > 0 and
-    ``n`` ≥ 4 (metrics need two samples), never all of them."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
-    perm = np.random.default_rng(seed + 7919).permutation(n)
-    k = int(round(fraction * n))
-    if fraction > 0 and n >= 4:
-        k = max(k, 2)
-    k = min(k, max_heldout, n - 1) if n > 1 else 0
-    return np.sort(perm[k:]), np.sort(perm[:k])
-
-
-def sample_batch(arrays: list, batch_size: int, crop: int, rng: np.random.Generator,
-                 rot90: bool = True) -> torch.Tensor:
-    """Random ``crop`` × ``crop`` windows with random flips (and rot90 if ``rot90``).
-
-    Experimental stacks should not be rotated by 90°: their scan lines run along x,
-    which is part of the style the forward generator must learn.
-    """
-    out = []
-    for _ in range(batch_size):
-        a = arrays[int(rng.integers(len(arrays)))]
-        ny, nx = a.shape[1:]
-        y0 = int(rng.integers(ny - crop + 1))
-        x0 = int(rng.integers(nx - crop + 1))
-        c = a[:, y0:y0 + crop, x0:x0 + crop]
-        if rng.random() < 0.5:
-            c = c[:, :, ::-1]
-        if rng.random() < 0.5:
-            c = c[:, ::-1, :]
-        if rot90:
-            c = np.rot90(c, int(rng.integers(4)), axes=(1, 2))
-        out.append(np.ascontiguousarray(c, dtype=np.float32))
-    return torch.from_numpy(np.stack(out))
 
 
 # -- training ----------------------------------------------------------------------------
@@ -504,161 +351,6 @@ def run_training(trainer: CycleGANTrainer, sim: list, exp: list, ckpt_path, extr
     return status
 
 
-# -- selection by held-out domain distance ---------------------------------------------------
-
-class DomainDistance:
-    """A fixed distance between sets of normalised canonical stacks.
-
-    ``kind="fid"``: FID on the feature network (``feature_net`` path or loaded net).
-    ``kind="mmd"``: unbiased MMD² on :func:`~napari_afm_style.metrics.style_descriptor`,
-    with the standardisation and kernel bandwidth frozen on the untranslated reference
-    sets, so values along a strength sweep or across runs are comparable.
-    ``kind="spectrum"``: :func:`~napari_afm_style.metrics.spectrum_distance`.
-    """
-
-    def __init__(self, kind: str, reference_a: list, reference_b: list, feature_net=None):
-        from . import metrics
-
-        self.kind = kind
-        self._m = metrics
-        if kind == "fid":
-            from ..models.feature_net import FeatureNet, load_feature_net
-
-            self.net = feature_net if isinstance(feature_net, FeatureNet) else load_feature_net(feature_net)
-            self.description = f"FID (feature net {self.net.info.get('path', 'given')})"
-        elif kind == "mmd":
-            pooled = np.concatenate([metrics.style_descriptor(reference_a), metrics.style_descriptor(reference_b)])
-            self.mu = pooled.mean(0)
-            sd = pooled.std(0)
-            self.sd = np.where(sd > 1e-12, sd, 1.0)
-            self.bandwidth = metrics.median_bandwidth((pooled - self.mu) / self.sd)
-            self.description = "MMD² (style descriptor, frozen bandwidth)"
-        elif kind == "spectrum":
-            self.description = "spectrum distance (decades)"
-        else:
-            raise ValueError(f"unknown domain distance {kind!r}; use fid, mmd or spectrum")
-
-    def features(self, arrays: list):
-        if self.kind == "fid":
-            return self.net.features(arrays)
-        if self.kind == "mmd":
-            return (self._m.style_descriptor(arrays) - self.mu) / self.sd
-        return arrays
-
-    def from_features(self, fa, fb) -> float:
-        m = self._m
-        if self.kind == "fid":
-            return m.frechet_distance(fa.mean(0), np.cov(fa, rowvar=False), fb.mean(0), np.cov(fb, rowvar=False))
-        if self.kind == "mmd":
-            return m.mmd2_unbiased(fa, fb, self.bandwidth)
-        return m.spectrum_distance(list(fa), list(fb))
-
-    def __call__(self, a: list, b: list) -> float:
-        return self.from_features(self.features(a), self.features(b))
-
-
-def choose_metric(kind: str, feature_net=None) -> str:
-    """``auto`` → ``fid`` if feature-network weights can be loaded, else ``mmd``."""
-    if kind != "auto":
-        return kind
-    from ..models.feature_net import FeatureNetNotAvailable, load_feature_net
-
-    try:
-        load_feature_net(feature_net)
-        return "fid"
-    except FeatureNetNotAvailable:
-        return "mmd"
-
-
-@torch.no_grad()
-def _residuals(gen, arrays: list, device, batch: int = 8) -> list:
-    gen.eval()
-    out = []
-    for s in range(0, len(arrays), batch):
-        chunk = arrays[s:s + batch]
-        if len({a.shape for a in chunk}) == 1:
-            r = gen(torch.from_numpy(np.stack(chunk)).to(device)).cpu().numpy()
-            out.extend(list(r))
-        else:
-            out.extend(gen(torch.from_numpy(a[None]).to(device))[0].cpu().numpy() for a in chunk)
-    gen.train()
-    return out
-
-
-def evaluate_translator(model: CycleGAN, sim_held: list, exp_held: list, distance: DomainDistance,
-                        strengths=None, device="cpu", tolerance: float = 0.02) -> dict:
-    """Held-out domain distances along the strength path, and cycle errors.
-
-    Returns a dict with ``strengths``, ``forward_distance`` (d(forward_α(sim), exp)),
-    ``backward_distance`` (d(backward_α(exp), sim)), ``baseline`` (d(sim, exp)),
-    ``recommended_strength`` per direction (smallest α within ``tolerance`` × the closable
-    gap of the minimum), ``remaining_gap`` at that α (fraction of the baseline), and
-    ``cycle_error`` (mean |F(G(sim)) − sim| and |G(F(exp)) − exp| at α = 1, in units of
-    the per-slice standard deviation).
-    """
-    strengths = np.round(np.linspace(0, 1, 11), 3) if strengths is None else np.asarray(strengths, float)
-    device = torch.device(device)
-    G, Fb = model.forward_gen, model.backward_gen
-    r_f = _residuals(G, sim_held, device)
-    r_b = _residuals(Fb, exp_held, device)
-    f_sim, f_exp = distance.features(sim_held), distance.features(exp_held)
-    baseline = distance.from_features(f_sim, f_exp)
-    d_fwd, d_bwd = [], []
-    for a in strengths:
-        # re-normalised per slice, exactly as any consumer of the translated stack sees it
-        fwd = [normalise_slices(s + a * r) for s, r in zip(sim_held, r_f)]
-        bwd = [normalise_slices(e + a * r) for e, r in zip(exp_held, r_b)]
-        d_fwd.append(distance.from_features(distance.features(fwd), f_exp))
-        d_bwd.append(distance.from_features(distance.features(bwd), f_sim))
-    rec, remaining = {}, {}
-    for name, d in (("forward", np.array(d_fwd)), ("backward", np.array(d_bwd))):
-        best = d.min()
-        ok = np.flatnonzero(d <= best + tolerance * max(d[0] - best, 0.0))
-        i = int(ok[0])
-        rec[name] = float(strengths[i])
-        remaining[name] = float(d[i] / baseline) if baseline > 0 else 0.0
-    fwd1 = [s + r for s, r in zip(sim_held, r_f)]
-    bwd1 = [e + r for e, r in zip(exp_held, r_b)]
-    rec_sim = [f + r for f, r in zip(fwd1, _residuals(Fb, fwd1, device))]
-    rec_exp = [b + r for b, r in zip(bwd1, _residuals(G, bwd1, device))]
-    cyc = {"sim": _l1(rec_sim, sim_held), "exp": _l1(rec_exp, exp_held)}
-    cyc_content = {"sim": _l1(rec_sim, sim_held, CONTENT_SIGMA_PX), "exp": _l1(rec_exp, exp_held, CONTENT_SIGMA_PX)}
-    return {"metric": distance.description, "strengths": strengths.tolist(),
-            "baseline": float(baseline), "forward_distance": [float(v) for v in d_fwd],
-            "backward_distance": [float(v) for v in d_bwd], "recommended_strength": rec,
-            "remaining_gap": remaining, "cycle_error": cyc, "content_cycle_error": cyc_content,
-            "n_heldout": {"sim": len(sim_held), "exp": len(exp_held)}}
-
-
-#: Gaussian σ (canonical px, 0.25 Å) of the low-pass that separates content (molecular
-#: contrast, features ≥ 0.5 Å) from pixel noise in the content cycle error.
-CONTENT_SIGMA_PX = 2.0
-
-
-def _l1(a: list, b: list, sigma_px: float = 0.0) -> float:
-    """Mean |a − b| over stacks (σ units), optionally after a lateral Gaussian low-pass."""
-    from scipy import ndimage
-
-    vals = []
-    for x, y in zip(a, b):
-        d = np.asarray(x, np.float64) - np.asarray(y, np.float64)
-        if sigma_px > 0:
-            d = ndimage.gaussian_filter(d, (0, sigma_px, sigma_px), mode="nearest")
-        vals.append(np.mean(np.abs(d)))
-    return float(np.mean(vals))
-
-
-def _score(ev: dict, max_cycle_error: float) -> tuple:
-    """Sort key of a grid point: feasible first (content cycle error ≤ the limit), then
-    the mean remaining gap, then the content cycle error.
-
-    The *content* cycle error (after a 0.25 Å low-pass) is used because the exp → sim →
-    exp cycle cannot restore the experimental noise realisation that the backward
-    translation rightly removes; only lost or invented structure should disqualify."""
-    content = max(ev["content_cycle_error"].values())
-    return (0 if content <= max_cycle_error else 1, float(np.mean(list(ev["remaining_gap"].values()))), content)
-
-
 # -- export ------------------------------------------------------------------------------
 
 def export_translator(ckpt, path, max_mb: float = 20.0) -> Path:
@@ -916,9 +608,9 @@ def run_train_translator(args) -> int:
             print(f"λ_cycle {lc:g}, λ_identity {lid:g}: remaining gap fwd {ev['remaining_gap']['forward']:.3f}, "
                   f"bwd {ev['remaining_gap']['backward']:.3f}, cycle error {max(ev['cycle_error'].values()):.3f}, "
                   f"content cycle error {max(ev['content_cycle_error'].values()):.3f}")
-        ordered = sorted(results.values(), key=lambda g: _score(g["evaluation"], args.max_cycle_error))
+        ordered = sorted(results.values(), key=lambda g: grid_point_score(g["evaluation"], args.max_cycle_error))
         best = ordered[0]
-        if _score(best["evaluation"], args.max_cycle_error)[0]:
+        if grid_point_score(best["evaluation"], args.max_cycle_error)[0]:
             print(f"warning: no grid point kept the held-out content cycle error below {args.max_cycle_error}; "
                   "chose the smallest remaining gap anyway", file=sys.stderr)
         selection["grid"] = list(results.values())
