@@ -37,6 +37,10 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
+#: the target recorded for a relative import that climbs out of the package
+ESCAPES = "<beyond the package>"
+
+
 @dataclass(frozen=True)
 class Import:
     source: str     # importing module (dotted, with the package)
@@ -84,6 +88,9 @@ def imports_of_source(text: str, module: str, is_package: bool, modules: set[str
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
+                if node.level - 1 >= len(base):  # ``from ...x`` beyond the top of the package
+                    out.append(Import(module, ESCAPES, tuple(a.name for a in node.names), node.lineno))
+                    continue
                 base = base[: len(base) - (node.level - 1)]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
@@ -131,6 +138,9 @@ def floor_violations(graph: dict[str, list[Import]]) -> list[str]:
             out.append(f"{module}: belongs to no floor (add it to FLOORS)")
             continue
         for imp in imports:
+            if imp.target == ESCAPES:
+                out.append(f"{module}:{imp.lineno} imports from beyond the top of the package")
+                continue
             theirs = floor_of(imp.target)
             if theirs is not None and theirs > mine:
                 out.append(f"{module}:{imp.lineno} ({FLOORS[mine][0]}) imports {imp.target} ({FLOORS[theirs][0]})")

@@ -82,8 +82,11 @@ def test_checker_finds_circles_and_unplaced_modules(tmp_path):
         "compare.py": "def g():\n    from . import order\n",
         "mystery.py": "",
         "perturb.py": "if __name__ == '__main__':\n    from .training import x\n",  # exempt: script entry
+        "simulate/__init__.py": "",
+        "simulate/engine.py": "from ...stack import AFMStack\n",  # one dot too many
     })
     graph = ic.package_imports(src)
     assert ic.cycles(graph) == [["napari_afm_style.compare", "napari_afm_style.order"]]
     violations = ic.floor_violations(graph)
-    assert violations == ["napari_afm_style.mystery: belongs to no floor (add it to FLOORS)"]
+    assert violations == ["napari_afm_style.mystery: belongs to no floor (add it to FLOORS)",
+                          "napari_afm_style.simulate.engine:1 imports from beyond the top of the package"]
