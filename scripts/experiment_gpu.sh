@@ -5,6 +5,8 @@
 #
 #   bash scripts/experiment_gpu.sh translators   # 1. three forward translators (λ_cycle 2, 5, 10)
 #   bash scripts/experiment_gpu.sh regimes       # 2. the four regimes + the strength study
+#   bash scripts/experiment_gpu.sh longer        # 3. (2026-12-04, later) λ_cycle 0.5/1 and a second seed
+#                                                #    of λ_cycle 2; longer and handcrafted-started style/hybrid
 #
 # Needs: the package installed with ppafm and pyopencl, an OpenCL platform that can build
 # ppafm's kernels (NAPARI_AFM_STYLE_OPENCL_PLATFORM picks one), ../shared beside the checkout.
@@ -60,5 +62,29 @@ case "${1:-}" in
     train style_old_s0to1 --regime style --style-strength 0.0 1.0 --translator "$OLD_TRANSLATOR"
     train style_old_s05to1 --regime style --style-strength 0.5 1.0 --translator "$OLD_TRANSLATOR"
     wait ;;
-  *) echo "usage: $0 translators|regimes" >&2; exit 2 ;;
+  longer)
+    generate
+    T="$M/translator_c2.pt"
+    for spec in "c05 0 0.5" "c1 0 1" "c2L 1 2"; do  # 1683–1715 steps each in 3.2 min
+      set -- $spec
+      $A train-translator --sim "$D" --exp "$EXP" --out "$R/translator_$1" --steps 20000 --batch-size 8 --crop 96 \
+         --seed "$2" --lambda-cycle "$3" --lambda-identity 0.5 --device cuda --threads 1 --max-minutes 3.2 \
+         --export "$M/translator_$1.pt" --no-progress > "$R/translator_$1.log" 2>&1 &
+    done
+    EVEN=sim=0.25,handcrafted=0.25,style=0.25,style_handcrafted=0.25
+    # these five ran beside the translators (hc_e8 and hyb_sh reached 7 of 8 epochs in the 6.6 min allowed)
+    train hyb_hc --regime hybrid --init-from handcrafted --epochs 6 --lr 2e-4 \
+          --mix sim=0.1,handcrafted=0.3,style=0.2,style_handcrafted=0.4 --translator "$T"
+    train hyb_e8 --regime hybrid --epochs 8 --mix $EVEN --translator "$T"
+    train style_e8 --regime style --epochs 8 --translator "$T"
+    train hc_e8 --regime handcrafted --epochs 8
+    train hyb_sh --regime hybrid --epochs 8 --mix sim=0.0,handcrafted=0.25,style=0.25,style_handcrafted=0.5 --translator "$T"
+    while pgrep -f train-translator >/dev/null; do sleep 5; done
+    for t in c05 c1 c2L; do train "hyb_$t" --regime hybrid --mix $EVEN --translator "$M/translator_$t.pt"; done
+    train style_c1 --regime style --translator "$M/translator_c1.pt"
+    ALL="$T $M/translator_c05.pt $M/translator_c1.pt $M/translator_c2L.pt"
+    train hyb_multi --regime hybrid --mix $EVEN --translator $ALL
+    train style_multi --regime style --translator $ALL
+    wait ;;
+  *) echo "usage: $0 translators|regimes|longer" >&2; exit 2 ;;
 esac

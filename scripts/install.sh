@@ -27,5 +27,14 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q "torch==2.13.0"
 # installed as a user installs it (a built wheel, not an editable link to src/), so that the
 # tests run against what ships; developers who edit src/ re-run this or use `pip install -e .`
-.venv/bin/python -m pip install -q ".[${extras}]"
+# built from a copy of the tracked files, so that nothing (build/, *.egg-info) is written
+# into the source tree and nothing untracked is packaged
+src=$(mktemp -d)
+trap 'rm -rf "$src"' EXIT
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$src"
+else
+  cp -r . "$src"; rm -rf "$src/.venv"
+fi
+.venv/bin/python -m pip install -q "${src}[${extras}]"
 echo "installed napari-afm-style into $(pwd)/.venv (extras: ${extras})"

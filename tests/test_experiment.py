@@ -148,3 +148,61 @@ def test_missing_inputs_fail_before_training(tmp_path):
         run_experiment(ExperimentConfig(sim=str(sim), heldout=str(sim), exp=str(tmp_path / "empty"),
                                         out=str(tmp_path / "out"), progress=False))
     assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def translator_choice(tmp_path_factory):
+    """Two forward translators to choose between: the shipped one and a copy whose forward
+    residual is three times as strong (a real, different translation)."""
+    from napari_afm_style._sample_data import EXP_STACK, data_path
+    from napari_afm_style.io import read_stack, write_stack
+    from napari_afm_style.translate import default_translator_path
+
+    root = tmp_path_factory.mktemp("choice")
+    shipped = default_translator_path()
+    payload = torch.load(shipped, map_location="cpu", weights_only=True)
+    last = sorted(k for k in payload["forward"] if k.endswith("weight"))[-1]
+    payload["forward"][last] = payload["forward"][last] * 3.0
+    strong = root / "translator_strong.pt"
+    torch.save(payload, strong)
+    exp = root / "exp"
+    exp.mkdir()
+    scan = read_stack(data_path(EXP_STACK))
+    write_stack(scan, exp / "scan_a.npz")
+    write_stack(scan.replace(data=scan.data[:, :, ::-1].copy()), exp / "scan_b.npz")
+    cfg = ExperimentConfig(sim=str(write_shards(root / "sim", 8, seed=0)), heldout=str(write_shards(root / "ho", 4, seed=1)),
+                           exp=str(exp), out=str(root / "out"), regimes=["style"], epochs=1, jobs=1, bootstrap=20,
+                           progress=False, lr=1e-5, batch_size=4, translator=[str(shipped), str(strong)],
+                           choice_epochs=1, choice_scans=2,
+                           train_options={"init_from": "pure", "crop_px": (40, 48), "val_max_samples": 4})
+    return cfg, run_experiment(cfg)
+
+
+def test_several_translators_are_chosen_between_without_labels(translator_choice):
+    import hashlib
+    from pathlib import Path
+
+    cfg, res = translator_choice
+    choice = res["translator_choice"]
+    rows = choice["candidates"]
+    assert [r["translator"] for r in rows] == cfg["translator"]
+    ent = [r["entropy"] for r in rows]
+    assert all(np.isfinite(ent)) and ent[0] != ent[1]  # the two probes read the scans differently
+    assert choice["chosen"] == cfg["translator"][int(np.argmin(ent))]
+    # the regimes were trained (and the held-out set translated) with the chosen translator
+    fly = torch.load(f"{cfg['out']}/runs/style/last.pt", weights_only=True)["data"]["style_on_the_fly"]
+    assert fly["translators"][0]["sha256"] == hashlib.sha256(Path(choice["chosen"]).read_bytes()).hexdigest()
+    assert json.load(open(f"{cfg['out']}/translator_choice/choice.json"))["chosen"] == choice["chosen"]
+    assert "chosen without labels" in open(res["files"]["md"]).read()
+    # resuming trains nothing again
+    probe = Path(cfg["out"]) / "translator_choice" / "0" / "last.pt"
+    before = probe.stat().st_mtime_ns
+    again = run_experiment(cfg)
+    assert probe.stat().st_mtime_ns == before and again["translator_choice"]["chosen"] == choice["chosen"]
+
+
+def test_translator_candidates_are_checked_before_any_work(tmp_path):
+    with pytest.raises(FileNotFoundError, match="translator weights not found"):
+        ExperimentConfig(sim="a", heldout="b", exp="c", out=str(tmp_path), translator=["nope.pt", "nix.pt"])
+    with pytest.raises(ValueError, match="choice_epochs"):
+        ExperimentConfig(sim="a", heldout="b", exp="c", out=str(tmp_path), choice_epochs=0)

@@ -450,3 +450,22 @@ def test_sniffers_never_raise_on_odd_paths(tmp_path):
         assert mod.sniff(tmp_path / "missing.xsf") is False
     assert not gwy.sniff(tmp_path) and not tiff.sniff(tmp_path) and not ppafm.sniff(tmp_path)
     assert not sxm.sniff(tmp_path)  # empty folder: no .sxm inside
+
+
+def test_tiff_claimed_for_napari_only_when_it_looks_like_a_stack(tmp_path, small_stack):
+    import tifffile
+
+    ours = tiff.write_stack_tiff(small_stack, tmp_path / "ours.tif")
+    floats = tmp_path / "floats.tif"
+    tifffile.imwrite(floats, np.random.default_rng(0).normal(size=(5, 16, 16)).astype(np.float32),
+                     photometric="minisblack")
+    photo = tmp_path / "photo.tif"
+    tifffile.imwrite(photo, np.zeros((16, 16, 3), np.uint8))
+    grey_ints = tmp_path / "grey.tif"
+    tifffile.imwrite(grey_ints, np.zeros((5, 16, 16), np.uint16), photometric="minisblack")
+    single = tmp_path / "single.tif"
+    tifffile.imwrite(single, np.zeros((16, 16), np.float32))
+    assert tiff.looks_like_stack(ours) and tiff.looks_like_stack(floats)
+    assert not any(tiff.looks_like_stack(f) for f in (photo, grey_ints, single, tmp_path / "missing.tif"))
+    # read() still reads a grey-level stack a user names on purpose
+    assert read_stack(grey_ints).data.shape == (5, 16, 16)

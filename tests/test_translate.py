@@ -394,6 +394,10 @@ def test_cli_max_minutes_stops_with_a_checkpoint_and_resume_finishes(tmp_path):
     state = load_checkpoint(tmp_path / "run")
     assert state["step"] == 0 and not state["finished"]
     assert not (tmp_path / "run" / "report.json").exists()
+    # another held-out split than the run's (here another --holdout): resuming is refused
+    other = [a if a != "0.5" else "0.75" for a in argv]
+    with pytest.raises(ValueError, match="held out other stacks"):
+        run_train_translator(_ns(configure_train_translator_parser, other + ["--resume"]))
     assert run_train_translator(_ns(configure_train_translator_parser, argv + ["--resume"])) == 0
     state = load_checkpoint(tmp_path / "run")
     assert state["step"] == 3 and state["finished"]

@@ -27,7 +27,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "on (validation only)")
     p.add_argument("--device", default=d["device"], help="cpu, cuda or auto")
     p.add_argument("--heldout-style", help="forward-translated --heldout shards (default: made in OUT/heldout_style)")
-    p.add_argument("--translator", help="translator weights (default: shipped)")
+    p.add_argument("--translator", nargs="+", default=None, metavar="WEIGHTS",
+                   help="forward translator weights (default: shipped); several: the one whose short style-regime "
+                        "probe is most decided on --exp (lowest O-map entropy) is chosen, without labels")
+    p.add_argument("--choice-epochs", type=int, default=d["choice_epochs"],
+                   help="epochs of each translator probe (several --translator)")
+    p.add_argument("--choice-scans", type=int, default=d["choice_scans"],
+                   help="scans of --exp the probes are scored on (several --translator)")
     p.add_argument("--strength", default=d["strength"], help="forward translation strength or 'recommended'")
     p.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
     p.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs of every regime")
@@ -52,7 +58,10 @@ def run(args) -> int:
     cfg = ExperimentConfig(sim=args.sim[0] if len(args.sim) == 1 else list(args.sim), heldout=args.heldout,
                            exp=args.exp, out=args.out, style=args.style,
                            style_strength=tuple(args.style_strength), labelled=args.labelled, device=args.device,
-                           heldout_style=args.heldout_style, translator=args.translator, strength=strength,
+                           heldout_style=args.heldout_style, strength=strength,
+                           translator=(args.translator[0] if args.translator and len(args.translator) == 1
+                                       else args.translator),
+                           choice_epochs=args.choice_epochs, choice_scans=args.choice_scans,
                            regimes=args.regimes, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                            seed=args.seed, mix=args.mix, jobs=args.jobs, max_exp_scans=args.max_exp_scans,
                            max_heldout=args.max_heldout, bootstrap=args.bootstrap, progress=not args.no_progress,

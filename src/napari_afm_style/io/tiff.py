@@ -35,7 +35,7 @@ from ..stack import UNITS, AFMStack, StackError
 from ._atomic import FileFormatError, atomic_path, check_overwrite
 from ._units import length_factor_A
 
-__all__ = ["sniff", "read", "write_stack_tiff", "is_stack_tiff", "DEFAULT_PIXEL_SIZE_A"]
+__all__ = ["sniff", "read", "write_stack_tiff", "is_stack_tiff", "looks_like_stack", "DEFAULT_PIXEL_SIZE_A"]
 
 TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 SUFFIXES = (".tif", ".tiff")
@@ -83,6 +83,31 @@ def is_stack_tiff(path) -> bool:
 
         with tifffile.TiffFile(path) as tif:
             return _our_metadata(tif.pages[0].description) is not None
+    except Exception:
+        return False
+
+
+def looks_like_stack(path) -> bool:
+    """True if a TIFF is plausibly a Δf stack: written by this project, or at least two
+    single-channel floating-point pages of one size. Never raises.
+
+    napari offers a reader for a file only when it claims it; claiming every TIFF would make
+    napari ask which plugin should open a photograph. ``read`` itself still reads any
+    grey-level TIFF a user names on purpose (and says why it refuses a colour one).
+    """
+    if not sniff(path):
+        return False
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            pages = tif.pages
+            if _our_metadata(pages[0].description) is not None:
+                return True
+            series = tif.series[0]
+            if "S" in series.axes or len(series.shape) < 3 or series.dtype.kind != "f":
+                return False
+            return int(np.prod(series.shape[:-2])) >= 2
     except Exception:
         return False
 

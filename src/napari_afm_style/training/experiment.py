@@ -28,6 +28,14 @@ favour one regime),
    95 % bootstrap intervals and the paired interval of the difference to ``pure`` and to
    ``handcrafted`` (validation only: nothing is trained or chosen on them).
 
+Several ``translator`` candidates (``--translator A.pt B.pt …``) are chosen between
+automatically, before the regimes are trained, by a label-free criterion on the user's own
+scans (:func:`choose_translator`): a short ``style``-regime probe is trained with each, and
+the candidate whose probe is most decided on the scans (lowest mean entropy of its O heat
+maps, :func:`~napari_afm_style.translation_criteria.prediction_entropy`) translates for the
+style regimes and the held-out set. Of the label-free criteria measured, that one ranked
+translation settings by the labelled F1 of their models best (docs/experiment.md).
+
 Outputs in ``--out``: ``runs/<regime>/`` (checkpoints; an interrupted experiment resumes
 where it stopped), ``models/predictor_<regime>.pt`` + card, ``results.json``,
 ``results.csv``, ``results.md`` and ``order_histograms.png``.
@@ -45,10 +53,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io._atomic import write_json_atomic, write_text_atomic
+from ..order import order_on_scans
 from .train_predictor import DEFAULT_MIX
 
 __all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances", "read_scans",
-           "paired_difference_ci"]
+           "paired_difference_ci", "choose_translator", "translator_candidates"]
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
 
@@ -64,6 +73,8 @@ class ExperimentConfig(dict):
         "mix": dict(DEFAULT_MIX), "jobs": 2,
         "val_fraction": 0.1,
         "max_exp_scans": None, "max_heldout": None, "bootstrap": 1000, "progress": True,
+        # several translators: probe epochs per candidate and scans scored (label-free choice)
+        "choice_epochs": 1, "choice_scans": 32,
         # further TrainConfig fields shared by every regime (e.g. {"model": {"base_channels": 24}})
         "train_options": {},
     }
@@ -81,35 +92,25 @@ class ExperimentConfig(dict):
             raise ValueError(f"unknown regime(s) {bad}; choose from {REGIMES}")
         if int(self["epochs"]) < 1 or int(self["jobs"]) < 1:
             raise ValueError("epochs and jobs must be ≥ 1")
+        if int(self["choice_epochs"]) < 1 or int(self["choice_scans"]) < 1:
+            raise ValueError("choice_epochs and choice_scans must be ≥ 1")
+        cands = translator_candidates(self)
+        missing = [c for c in cands if c is not None and not Path(c).exists()]
+        if missing:
+            raise FileNotFoundError(f"translator weights not found: {missing}")
+        if len(set(cands)) != len(cands):
+            raise ValueError(f"the translator candidates repeat a file: {cands}")
+
+
+def translator_candidates(cfg) -> list:
+    """The forward translators of ``cfg`` as a list (``None``: the shipped one)."""
+    t = cfg["translator"]
+    if t is None or (isinstance(t, (list, tuple)) and len(t) == 0):
+        return [None]
+    return [str(x) for x in t] if isinstance(t, (list, tuple)) else [str(t)]
 
 
 # -- order statistics on a set of scans -------------------------------------------------------
-
-def order_on_scans(atoms_list, cutoff: float | None = None) -> dict:
-    """Per-scan tetrahedral order of the O atoms of each predicted structure
-    (``ase.Atoms``, or an (N, 3) array of O positions in Å).
-
-    Returns ``S_k``, ``S_g`` (pooled arrays), ``scan_of`` (scan index of each centre),
-    ``n_O`` and ``n_H`` per scan (arrays).
-    """
-    from ..order import DEFAULT_CUTOFF_A, oxygen_positions_of, tetrahedral_order
-
-    cut = DEFAULT_CUTOFF_A if cutoff is None else cutoff
-    sk, sg, scan_of, n_o, n_h = [], [], [], [], []
-    for i, atoms in enumerate(atoms_list):
-        pos = oxygen_positions_of(atoms)
-        n_o.append(len(pos))
-        numbers = getattr(atoms, "numbers", None)  # an (N, 3) array of O positions has no H
-        n_h.append(0 if numbers is None else int(np.sum(np.asarray(numbers) == 1)))
-        if len(pos) >= 5:
-            _, k, g = tetrahedral_order(pos, cut)
-            sk.append(k)
-            sg.append(g)
-            scan_of.append(np.full(len(k), i))
-    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
-    return {"S_k": cat(sk), "S_g": cat(sg), "scan_of": cat(scan_of).astype(np.int64),
-            "n_O": np.array(n_o), "n_H": np.array(n_h)}
-
 
 def bootstrap_order_distances(order: dict, n_scans: int, reference="theory", n_boot: int = 1000,
                               seed: int = 0, baseline: dict | None = None) -> dict:
@@ -176,55 +177,103 @@ def _epochs_done(run_dir: Path) -> int:
         return 0
 
 
-def train_regimes(cfg: ExperimentConfig, style_dir: Path | None) -> dict:
-    """Train every regime (in parallel processes when ``jobs`` > 1); resumable."""
+def _regime_kwargs(cfg: ExperimentConfig, regime: str, run_dir: Path, style_dir: Path | None,
+                   translator: str | None, epochs: int) -> dict:
+    """TrainConfig keywords of one regime run (every run of an experiment shares the recipe)."""
+    sim = [str(f) for f in cfg["sim"]] if isinstance(cfg["sim"], (list, tuple)) else str(cfg["sim"])
+    on_the_fly = regime in ("style", "hybrid") and style_dir is None
+    return {**dict(
+        data=sim, out=str(run_dir), val_fraction=cfg["val_fraction"], regime=regime,
+        style_data=str(style_dir) if regime in ("style", "hybrid") and style_dir is not None else None,
+        mix=cfg["mix"], translators=[str(translator)] if on_the_fly and translator else None,
+        style_strength=tuple(cfg["style_strength"]), device=cfg["device"],
+        epochs=int(epochs), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
+        seed=int(cfg["seed"]), resume=True, progress=False,
+        num_threads=1 if int(cfg["jobs"]) > 1 else None,
+        command=f"afm-style experiment (regime {regime}, {epochs} epochs, seed {cfg['seed']})"),
+        **cfg["train_options"]}
+
+
+def _train_runs(runs: dict, jobs: int, progress: bool, desc: str) -> float:
+    """Train (or resume) every run of ``runs`` (name → TrainConfig keywords), ``jobs`` processes
+    at a time; returns minutes spent."""
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing as mp
 
-    out = Path(cfg["out"])
-    jobs = int(cfg["jobs"])
-    kwargs = {}
-    for regime in cfg["regimes"]:
-        run_dir = out / "runs" / regime
-        sim = [str(f) for f in cfg["sim"]] if isinstance(cfg["sim"], (list, tuple)) else str(cfg["sim"])
-        on_the_fly = regime in ("style", "hybrid") and style_dir is None
-        kwargs[regime] = {**dict(
-            data=sim, out=str(run_dir), val_fraction=cfg["val_fraction"], regime=regime,
-            style_data=str(style_dir) if regime in ("style", "hybrid") and style_dir is not None else None,
-            mix=cfg["mix"], translators=[str(cfg["translator"])] if on_the_fly and cfg["translator"] else None,
-            style_strength=tuple(cfg["style_strength"]), device=cfg["device"],
-            epochs=int(cfg["epochs"]), batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]),
-            seed=int(cfg["seed"]), resume=True, progress=False,
-            num_threads=1 if jobs > 1 else None,
-            command=f"afm-style experiment (regime {regime}, {cfg['epochs']} epochs, seed {cfg['seed']})"),
-            **cfg["train_options"]}
-    todo = [r for r in cfg["regimes"] if _epochs_done(out / "runs" / r) < int(cfg["epochs"])]
-    total = len(cfg["regimes"]) * int(cfg["epochs"])
+    def done(name):
+        return min(_epochs_done(Path(runs[name]["out"])), int(runs[name]["epochs"]))
+
+    todo = [n for n in runs if done(n) < int(runs[n]["epochs"])]
     bar = None
-    if cfg["progress"]:
+    if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc="training regimes", unit="epoch", file=sys.stderr)
+        bar = tqdm(total=sum(int(k["epochs"]) for k in runs.values()), desc=desc, unit="epoch", file=sys.stderr)
     t0 = time.time()
-
-    def done_epochs():
-        return sum(min(_epochs_done(out / "runs" / r), int(cfg["epochs"])) for r in cfg["regimes"])
-
     if todo:
-        _log(f"training {', '.join(todo)} ({cfg['epochs']} epochs each, {jobs} at a time)")
+        _log(f"{desc}: {', '.join(todo)} ({jobs} at a time)")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_train_one, kwargs[r]) for r in todo]
-            while not all(f.done() for f in futures):
+            futures = {n: pool.submit(_train_one, runs[n]) for n in todo}
+            while not all(f.done() for f in futures.values()):
                 time.sleep(5)
                 if bar is not None:
-                    bar.n = done_epochs()
+                    bar.n = sum(done(n) for n in runs)
                     bar.refresh()
-            for f in futures:
-                _log(f"regime {f.result()} trained")
+            for n, f in futures.items():
+                f.result()
+                _log(f"{n} trained")
     if bar is not None:
-        bar.n = done_epochs()
+        bar.n = sum(done(n) for n in runs)
         bar.close()
-    return {"train_minutes": (time.time() - t0) / 60, "runs": {r: str(out / "runs" / r) for r in cfg["regimes"]}}
+    return (time.time() - t0) / 60
+
+
+def train_regimes(cfg: ExperimentConfig, style_dir: Path | None, translator: str | None = None) -> dict:
+    """Train every regime (in parallel processes when ``jobs`` > 1); resumable."""
+    out = Path(cfg["out"])
+    if translator is None:
+        translator = translator_candidates(cfg)[0]
+    runs = {r: _regime_kwargs(cfg, r, out / "runs" / r, style_dir, translator, int(cfg["epochs"]))
+            for r in cfg["regimes"]}
+    minutes = _train_runs(runs, int(cfg["jobs"]), cfg["progress"], "training regimes")
+    return {"train_minutes": minutes, "runs": {r: str(out / "runs" / r) for r in cfg["regimes"]}}
+
+
+def choose_translator(cfg: ExperimentConfig, scans: list) -> dict:
+    """Choose the forward translator among ``cfg``'s candidates without labels.
+
+    A ``style``-regime probe (the experiment's recipe, ``choice_epochs`` epochs) is trained
+    with each candidate in ``OUT/translator_choice/<i>/``; each probe predicts the first
+    ``choice_scans`` of the user's ``scans`` and the candidate whose probe's O heat maps have
+    the lowest mean binary entropy wins (ties: the first given). Resumable; returns
+    ``{"chosen", "criterion", "candidates": [{"translator", "entropy", "mean_confidence"}]}``.
+    """
+    from ..predict import load_model
+    from .translation_criteria import prediction_entropy
+
+    cands = translator_candidates(cfg)
+    if len(cands) == 1:
+        return {"chosen": cands[0], "criterion": "single candidate", "candidates": []}
+    if not scans:
+        raise ValueError("choosing a translator needs the user's scans (--exp)")
+    root = Path(cfg["out"]) / "translator_choice"
+    runs = {f"probe {i} ({Path(c).name})": _regime_kwargs(cfg, "style", root / str(i), None, c,
+                                                          int(cfg["choice_epochs"]))
+            for i, c in enumerate(cands)}
+    minutes = _train_runs(runs, int(cfg["jobs"]), cfg["progress"], "translator probes")
+    subset = scans[: int(cfg["choice_scans"])]
+    rows = []
+    for i, c in enumerate(cands):
+        ent = prediction_entropy(load_model(str(root / str(i) / "last.pt")), subset)
+        rows.append({"translator": c, "entropy": ent["entropy"], "mean_confidence": ent["mean_confidence"]})
+        _log(f"translator {c}: probe O-map entropy {ent['entropy']:.5f} on {len(subset)} scans")
+    best = min(range(len(rows)), key=lambda i: (rows[i]["entropy"], i))
+    choice = {"chosen": cands[best], "criterion": "lowest O-map entropy of a style-regime probe on the scans",
+              "probe_epochs": int(cfg["choice_epochs"]), "n_scans": len(subset), "probe_minutes": minutes,
+              "candidates": rows}
+    write_json_atomic(root / "choice.json", choice, indent=1, default=float)
+    _log(f"chosen translator: {cands[best]}")
+    return choice
 
 
 def _scan_files(folder, limit: int | None) -> list[Path]:
@@ -318,6 +367,14 @@ def write_report(results: dict, out: Path) -> dict:
             dp, dh = ls.get("delta_vs_pure_ci95"), ls.get("delta_vs_handcrafted_ci95")
             md.append(f"| {r} | **{ls['mean_f1']:.3f}** {_fmt_ci(ls['ci95'])} | "
                       f"{_fmt_ci(dp) if dp else '—'} | {_fmt_ci(dh) if dh else '—'} |")
+    choice = results.get("translator_choice") or {}
+    if choice.get("candidates"):
+        md += ["", "## Forward translator, chosen without labels", "",
+               f"Criterion: {choice['criterion']} ({choice['probe_epochs']} epoch(s) per probe, "
+               f"{choice['n_scans']} scans). Chosen: `{Path(choice['chosen']).name}`.", "",
+               "| translator | O-map entropy (nats/voxel) | mean O confidence |", "|---|---|---|"]
+        for row in choice["candidates"]:
+            md.append(f"| {Path(row['translator']).name} | {row['entropy']:.5f} | {row['mean_confidence']:.3f} |")
     md += ["", "![S_k and S_g of the predictions per regime against theory](order_histograms.png)", ""]
     write_text_atomic(out / "results.md", "\n".join(md) + "\n")
     _figure(results, out / "order_histograms.png")
@@ -380,6 +437,12 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     timing = {}
+    # 0. several translators: choose one on the user's scans, without labels
+    t0 = time.time()
+    choice = choose_translator(cfg, read_scans(cfg["exp"], cfg["max_exp_scans"])[1]
+                               if len(translator_candidates(cfg)) > 1 else [])
+    translator = choice["chosen"]
+    timing["choice_minutes"] = (time.time() - t0) / 60
     # 1. forward-translated training and held-out sets
     # pre-translated training shards only when given; otherwise the style kinds are
     # translated on the fly at a strength drawn per sample
@@ -388,7 +451,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
     t0 = time.time()
     if not cfg["heldout_style"]:
         _log(f"forward translation {cfg['heldout']} → {heldout_style}")
-        translate_shards(cfg["heldout"], heldout_style, "forward", cfg["strength"], cfg["translator"],
+        translate_shards(cfg["heldout"], heldout_style, "forward", cfg["strength"], translator,
                          progress=cfg["progress"])
     timing["translate_minutes"] = (time.time() - t0) / 60
     labelled = None
@@ -397,7 +460,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
 
         labelled = read_labelled_scans(cfg["labelled"])
     # 2. training
-    tr = train_regimes(cfg, style_dir)
+    tr = train_regimes(cfg, style_dir, translator)
     timing["train_minutes"] = tr["train_minutes"]
     # 3. evaluation with each regime's final weights
     t0 = time.time()
@@ -442,7 +505,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
                  f"{results['regimes'][regime]['labelled_scans']['mean_f1']:.3f}")
     if labelled is not None:
         _paired_labelled(results["regimes"], int(cfg["bootstrap"]), int(cfg["seed"]))
-        n_heldout = clean["n_samples"]
+    n_heldout = clean["n_samples"]
     timing["evaluate_minutes"] = (time.time() - t0) / 60
     timing["total_minutes"] = (time.time() - t_start) / 60
     results.update({
@@ -451,6 +514,7 @@ def run_experiment(config: ExperimentConfig | dict) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {_cpu_count()} CPU cores, "
         f"torch {torch.__version__} ({threads} threads for evaluation)",
         "timing": timing, "n_exp_scans": len(scans), "exp_files": [p.name for p in files],
+        "translator_choice": choice,
         "n_heldout": n_heldout, "reference": "theory",
     })
     write_json_atomic(out / "results.json", results, indent=1, default=float)

@@ -39,6 +39,10 @@ Reproducibility: every random choice is drawn from ``(seed, epoch, batch)``-deri
 generators, so a run interrupted at any batch and resumed gives the same weights as an
 uninterrupted one (on the same device and thread count). Checkpoints are written
 atomically after every epoch, on Ctrl-C and when ``max_minutes`` is reached.
+
+The module is a little over 700 lines because :func:`train` is one resumable loop whose
+state (data order, regimes, validation, checkpoints) must stay together to resume
+exactly; the command line lives in ``cli/train_predictor.py``.
 """
 
 from __future__ import annotations

@@ -476,8 +476,12 @@ def configure_train_translator_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=int, default=80, help="random crop size in canonical pixels (multiple of 8)")
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lambda-cycle", type=float, nargs="+", default=[0.5, 1.0, 3.0],
-                   help="cycle-loss weight(s); several values are searched with short runs")
+    p.add_argument("--lambda-cycle", type=float, nargs="+", default=[2.0],
+                   help="cycle-loss weight(s) (default 2: of λ_cycle 0.5, 1, 2, 5 and 10 trained alike, 1 and 2 "
+                        "gave the best structure models, docs/experiment.md); several values are searched with short "
+                        "runs and chosen by the held-out style distance, which does NOT rank translators by the "
+                        "structure models they make: to choose without labels, export one translator per setting and "
+                        "give them all to `afm-style experiment --translator`")
     p.add_argument("--lambda-identity", type=float, nargs="+", default=[0.5],
                    help="identity-loss weight(s) AS A FRACTION of λ_cycle (Zhu et al.: 0.5)")
     p.add_argument("--search-steps", type=int, default=1000, help="steps of each short grid run")
@@ -581,6 +585,11 @@ def run_train_translator(args) -> int:
     chosen_state = None
     if last.exists():
         state = load_checkpoint(last)
+        stored = (state.get("data") or {}).get("heldout_ids")
+        if stored is not None and stored != data_info["heldout_ids"]:
+            raise ValueError(f"{last}: the run held out other stacks than --sim/--exp/--holdout/--seed give now "
+                             "(files added or removed, or another split); resuming would train on stacks it chose "
+                             "its settings on. Resume with the run's data, or start a new --out")
         selection = state.get("selection", selection)
     elif len(grid) > 1 and args.search_steps > 0:
         done = json.loads(search_json.read_text()) if (args.resume and search_json.exists()) else {"grid": []}

@@ -2,7 +2,7 @@
 
 Structure models trained on forward-translated simulations are only as good as the
 translation; a user has no labels to tell good settings (translator loss weights,
-strength) from bad ones. Three criteria need nothing but the user's unlabelled scans:
+strength) from bad ones. Four criteria need nothing but the user's unlabelled scans:
 
 * :func:`style_distance` — FID (the project's feature network) between simulations
   translated forward with the setting and the scans: does the translation *look* like the
@@ -13,6 +13,10 @@ strength) from bad ones. Three criteria need nothing but the user's unlabelled s
 * :func:`resimulation_agreement` — predict, re-simulate the prediction with ppafm on the
   scan's own grid, and correlate with the scan (NCC of the closest slices): does the
   structure explain the image?
+* :func:`prediction_entropy` — mean binary entropy of the O heat maps a model trained with
+  the setting gives on the scans: how decided is the model about what it sees? A model whose
+  training images resemble the scans is sure of itself there; one that learned the
+  translation's inventions hesitates.
 
 ``benchmarks/bench_translation_criteria.py`` measures on labelled experiment-style scans
 which criterion ranks settings by the structure F1 they lead to (docs/experiment.md).
@@ -24,7 +28,7 @@ import numpy as np
 
 from ..stack import AFMStack
 
-__all__ = ["style_distance", "order_agreement", "resimulation_agreement", "spearman"]
+__all__ = ["style_distance", "order_agreement", "resimulation_agreement", "prediction_entropy", "spearman"]
 
 
 def style_distance(translator, strength, simulations, scans, seed: int = 0) -> float:
@@ -55,7 +59,7 @@ def order_agreement(model, scans, reference: str = "theory", predictions=None) -
     Returns ``{"W1_S_g", "W1_S_k", "n_centres", "O_per_scan"}``; ``predictions`` (a list of
     ``ase.Atoms``) skips the prediction step.
     """
-    from .experiment import order_on_scans
+    from ..order import order_on_scans
     from ..order import distribution_distances
     from ..predict import load_model, predict
 
@@ -90,6 +94,45 @@ def resimulation_agreement(model, scans, n_closest: int = 3, predictions=None) -
         sim = simulate(atoms, like=stack)
         per_scan.append(float(np.mean(ncc_per_height(stack, sim)[-n_closest:])))
     return {"ncc": float(np.mean(per_scan)), "per_scan": per_scan}
+
+
+def heatmap_entropy(probabilities) -> float:
+    """Mean binary entropy (nats per voxel) of a probability map.
+
+    >>> round(heatmap_entropy([0.5, 0.5]), 4)
+    0.6931
+    >>> heatmap_entropy([0.0, 1.0]) < 1e-5
+    True
+    """
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return float(np.mean(-(p * np.log(p) + (1 - p) * np.log1p(-p))))
+
+
+def prediction_entropy(model, scans, element: str = "O", maps=None) -> dict:
+    """How decided ``model`` is on ``scans``: the mean binary entropy of its ``element`` heat
+    maps (one view per scan), and the mean confidence of the atoms it reports.
+
+    Lower entropy ranked translation settings by the labelled F1 of their models best of the
+    label-free criteria measured (docs/experiment.md). Returns ``{"entropy", "per_scan",
+    "mean_confidence", "atoms"}``; ``maps`` (a list of ``PredictionMaps``) skips the network,
+    and ``atoms`` (the predictions at the model's threshold) can feed the other criteria.
+    """
+    from ..predict import load_model, predict_maps
+
+    if maps is None:
+        m = load_model(model)
+        maps = [predict_maps(s, model=m, test_time_augmentation=1) for s in scans]
+    if not maps:
+        raise ValueError("prediction_entropy needs at least one scan")
+    per_scan, conf, atoms = [], [], []
+    for mp in maps:
+        per_scan.append(heatmap_entropy(mp.maps[mp.elements.index(element)]))
+        a = mp.atoms()
+        atoms.append(a)
+        c = a.arrays["confidence"][a.symbols == element] if len(a) else np.zeros(0)
+        conf.extend(c.tolist())
+    return {"entropy": float(np.mean(per_scan)), "per_scan": per_scan,
+            "mean_confidence": float(np.mean(conf)) if conf else 0.0, "atoms": atoms}
 
 
 def spearman(a, b) -> float:
