@@ -78,7 +78,8 @@ def test_dask_cluster_of_two_workers_gives_the_same_set(tmp_path):
 def test_cli_closest_offset_and_tip_stiffness(tmp_path):
     import argparse
 
-    from napari_afm_style.generate import configure_generate_parser, run_generate
+    from napari_afm_style.cli.generate import configure as configure_generate_parser
+    from napari_afm_style.cli.generate import run as run_generate
 
     p = argparse.ArgumentParser()
     configure_generate_parser(p)
@@ -104,7 +105,8 @@ def test_cli_closest_offset_and_tip_stiffness(tmp_path):
 def test_cli_theory_augmentation(tmp_path):
     import argparse
 
-    from napari_afm_style.generate import configure_generate_parser, run_generate
+    from napari_afm_style.cli.generate import configure as configure_generate_parser
+    from napari_afm_style.cli.generate import run as run_generate
 
     theory = tmp_path / "theory"
     theory.mkdir()

@@ -17,6 +17,7 @@ from napari_afm_style.metrics import (
     spectrum_distance,
 )
 from napari_afm_style.models import feature_net as fnet
+from napari_afm_style.training import feature_net as fnet_training
 
 torch.set_num_threads(1)
 
@@ -135,7 +136,7 @@ def test_fid_without_feature_net_raises_clearly(tmp_path, monkeypatch):
 def test_tiny_feature_net_trains_saves_loads_and_gives_deterministic_fid(tmp_path):
     sim = list(_smooth_set(10, n=6, size=64))
     exp = list(_with_stripes(_smooth_set(11, n=6, size=64), 0.5))
-    net = fnet.train_feature_net(sim, exp, steps=6, batch_size=8, seed=0, progress=False,
+    net = fnet_training.train_feature_net(sim, exp, steps=6, batch_size=8, seed=0, progress=False,
                                  config=fnet.FeatureNetConfig(widths=(8, 8, 8, 8), n_features=16))
     acc = net.info["heldout_pretext_accuracy"]
     assert set(acc) == {"sim", "exp"} and all(0.0 <= v <= 1.0 for v in acc.values())
@@ -156,7 +157,7 @@ def test_tiny_feature_net_trains_saves_loads_and_gives_deterministic_fid(tmp_pat
 def test_pretext_labels_match_the_transformations():
     rng = np.random.default_rng(0)
     crops = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
-    x, y = fnet.pretext_batch(crops, rng)
+    x, y = fnet_training.pretext_batch(crops, rng)
     for c, xi, yi in zip(crops, x, y):
         k, rev = int(yi) % 4, int(yi) // 4
         expect = torch.rot90(torch.flip(c, (0,)) if rev else c, k, (1, 2))

@@ -14,6 +14,7 @@ from ase.build import fcc111
 
 from napari_afm_style import AFMStack
 from napari_afm_style import simulate as S
+from napari_afm_style.simulate.scan_plan import plan_scan
 
 O_XY = (5.0, 5.0)  # on the 0.1 Å force-field lattice, so mirror planes through O are lattice planes
 
@@ -185,7 +186,7 @@ def test_ppafm_scan_window_round_trip():
     assert like.heights_A[0] == pytest.approx(19.55950152 - 0.6 - depth)
     assert like.heights_A[-1] == pytest.approx(16.95950152 + 0.6 - depth)
     np.testing.assert_allclose(like.origin_A, (2.73957395 + 0.18, -6.80613344 + 0.13))
-    plan = S._plan_scan(like, tip, 0.0, 0.1)
+    plan = plan_scan(like, tip, 0.0, 0.1)
     np.testing.assert_allclose(plan.scan_window, [[2.73957395, -6.80613344, 16.95950152],
                                                   [34.61457395, 25.06886656, 19.55950152]], atol=1e-9)
     assert plan.scan_dim == (256, 256, 26) and plan.df_steps == 12

@@ -274,3 +274,9 @@ def test_bad_input_gives_clear_errors():
         generate_structure(-3)
     with pytest.raises(ValueError, match="apart"):
         assign_hydrogens([[0, 0, 0], [0.5, 0, 0]], 0)
+
+
+def test_every_kind_has_its_builders():
+    from napari_afm_style.structures import KINDS, STRUCTURE_BUILDERS
+
+    assert set(STRUCTURE_BUILDERS) == set(KINDS)

@@ -29,13 +29,13 @@ from napari_afm_style.train_translator import (
     save_checkpoint,
 )
 from napari_afm_style import translate as tmod
+from napari_afm_style.cli.translate import configure as configure_translate_parser
+from napari_afm_style.cli.translate import run as run_translate
 from napari_afm_style.translate import (
     Translator,
     TranslatorNotAvailable,
-    configure_translate_parser,
     load_translator,
     prepare_translation,
-    run_translate,
     translate,
 )
 
@@ -351,7 +351,8 @@ class _FixedResidual(torch.nn.Module):
 
 
 def test_strength_sweep_recommends_the_strength_that_matches_the_target_domain():
-    from napari_afm_style.train_translator import DomainDistance, _score, evaluate_translator
+    from napari_afm_style.training.translator_selection import DomainDistance, evaluate_translator
+    from napari_afm_style.training.translator_selection import grid_point_score as _score
 
     rng = np.random.default_rng(0)
     sim = _smooth_set(rng, 8, 10, 48)
@@ -490,9 +491,11 @@ def test_bad_api_arguments_fail_before_any_network_pass(tmp_path):
 
     with pytest.raises(ValueError, match="no_state.pt"):
         load_model(bad)
-    # the translator cache stays bounded however many files are opened
-    for i in range(tmod._CACHE_SIZE + 3):
+    # the weights cache stays bounded however many files are opened
+    from napari_afm_style.models.weights import CACHE
+
+    for i in range(CACHE.maxsize + 3):
         copy = tmp_path / f"tr_{i}.pt"
         torch.save(blob, copy)
         tmod.load_translator(copy)
-    assert len(tmod._CACHE) <= tmod._CACHE_SIZE
+    assert len(CACHE) <= CACHE.maxsize

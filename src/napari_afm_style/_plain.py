@@ -28,3 +28,20 @@ def plain(obj):
     if isinstance(obj, (np.floating, float)):
         return float(obj) if np.isfinite(obj) else None
     return obj
+
+
+def rng_state_to_plain(rng: np.random.Generator) -> dict:
+    """The state of ``rng`` as plain data (for a ``weights_only=True`` checkpoint)."""
+    # numpy's state holds Python ints only; stored as strings so torch.load(weights_only)
+    # never meets an integer wider than 64 bits
+    st = rng.bit_generator.state
+    return {"bit_generator": st["bit_generator"],
+            "state": {k: str(v) for k, v in st["state"].items()},
+            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+
+def rng_state_from_plain(plain: dict) -> dict:
+    """Inverse of :func:`rng_state_to_plain`: a ``bit_generator.state`` dict."""
+    return {"bit_generator": plain["bit_generator"],
+            "state": {k: int(v) for k, v in plain["state"].items()},
+            "has_uint32": plain["has_uint32"], "uinteger": plain["uinteger"]}

@@ -17,12 +17,14 @@ have four neighbours). A predicted structure is compared with the theoretical
 distribution of (S_k, S_g) by 1-D Wasserstein distances, the exact 2-D earth mover's
 distance and the unbiased Gaussian-kernel MMD (:func:`order_distances`).
 
-Everything here is plain NumPy/SciPy (no Qt, no napari).
+Everything here is plain NumPy/SciPy (no Qt, no napari). The module is about 800 lines
+because it is one measurement with everything it is compared against: the order
+parameters, the shipped reference distributions, the distances and the histogram/CSV
+output that the GUI and the CLI show; its command line lives in ``cli/order.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import functools
 import json
@@ -38,6 +40,8 @@ from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist, pdist
 from scipy.stats import wasserstein_distance
 
+from ._mmd import gaussian_mmd2
+
 __all__ = [
     "DEFAULT_CUTOFF_A",
     "OrderReport",
@@ -52,10 +56,9 @@ __all__ = [
     "distribution_distances",
     "emd_2d",
     "mmd2_unbiased",
+    "order_on_scans",
     "histogram_data",
     "write_order_csv",
-    "configure_order_parser",
-    "run_order",
 ]
 
 #: O–O neighbour cutoff of the poster (Å): the first minimum of the O–O RDF of water.
@@ -352,6 +355,30 @@ def order_of_structures(structures, cutoff: float = DEFAULT_CUTOFF_A, jitter_A: 
     return np.concatenate(sk), np.concatenate(sg), counts
 
 
+def order_on_scans(atoms_list, cutoff: float | None = None) -> dict:
+    """Per-scan tetrahedral order of the O atoms of each predicted structure
+    (``ase.Atoms``, or an (N, 3) array of O positions in Å).
+
+    Returns ``S_k``, ``S_g`` (pooled arrays), ``scan_of`` (scan index of each centre),
+    ``n_O`` and ``n_H`` per scan (arrays).
+    """
+    cut = DEFAULT_CUTOFF_A if cutoff is None else cutoff
+    sk, sg, scan_of, n_o, n_h = [], [], [], [], []
+    for i, atoms in enumerate(atoms_list):
+        pos = oxygen_positions_of(atoms)
+        n_o.append(len(pos))
+        numbers = getattr(atoms, "numbers", None)  # an (N, 3) array of O positions has no H
+        n_h.append(0 if numbers is None else int(np.sum(np.asarray(numbers) == 1)))
+        if len(pos) >= 5:
+            _, k, g = tetrahedral_order(pos, cut)
+            sk.append(k)
+            sg.append(g)
+            scan_of.append(np.full(len(k), i))
+    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0))
+    return {"S_k": cat(sk), "S_g": cat(sg), "scan_of": cat(scan_of).astype(np.int64),
+            "n_O": np.array(n_o), "n_H": np.array(n_h)}
+
+
 # ------------------------------------------------------------------ shipped reference
 
 
@@ -406,7 +433,7 @@ def reference_distribution(name: str = "theory"):
 def _resolve_reference(reference, cutoff: float):
     """(S_k, S_g, label) for any accepted form of ``reference``."""
     if isinstance(reference, (str, Path)):
-        if isinstance(reference, str) and reference in _safe_reference_names():
+        if isinstance(reference, str) and reference in reference_names():
             meta_cut = reference_metadata().get("cutoff_A", DEFAULT_CUTOFF_A)
             if not math.isclose(cutoff, meta_cut):
                 warnings.warn(
@@ -424,7 +451,7 @@ def _resolve_reference(reference, cutoff: float):
             return sk, sg, str(path)
         raise ValueError(
             f"reference {str(reference)!r} is neither a shipped distribution "
-            f"({', '.join(_safe_reference_names()) or 'none shipped'}) nor an existing geometry file"
+            f"({', '.join(reference_names()) or 'none shipped'}) nor an existing geometry file"
         )
     if hasattr(reference, "numbers") and hasattr(reference, "positions"):  # ase.Atoms
         sk, sg, _ = order_of_structures([reference], cutoff)
@@ -450,7 +477,7 @@ def _resolve_reference(reference, cutoff: float):
     )
 
 
-def _safe_reference_names() -> list[str]:
+def reference_names() -> list[str]:
     try:
         return available_references()
     except FileNotFoundError:
@@ -563,16 +590,7 @@ def mmd2_unbiased(x, y, bandwidth: float | None = None, max_points: int = 1500, 
     if bandwidth is None:
         d = pdist(np.vstack([x, y]))
         bandwidth = float(np.median(d[d > 0])) if np.any(d > 0) else 1.0
-    if not (bandwidth > 0 and math.isfinite(bandwidth)):
-        raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
-    g = -0.5 / bandwidth**2
-    n, m = x.shape[0], y.shape[0]
-    kxx = np.exp(g * cdist(x, x, "sqeuclidean"))
-    kyy = np.exp(g * cdist(y, y, "sqeuclidean"))
-    kxy = np.exp(g * cdist(x, y, "sqeuclidean"))
-    # Diagonal terms are exactly 1 and are left out for unbiasedness.
-    mmd2 = (kxx.sum() - n) / (n * (n - 1)) + (kyy.sum() - m) / (m * (m - 1)) - 2.0 * kxy.mean()
-    return float(mmd2), float(bandwidth)
+    return gaussian_mmd2(x, y, bandwidth), float(bandwidth)
 
 
 def order_distances(predicted_atoms, reference="theory", cutoff: float = DEFAULT_CUTOFF_A,
@@ -786,69 +804,3 @@ def write_order_csv(path, centre_indices, S_k, S_g, positions_A=None, distances:
                 row += [f"{v:.6f}" for v in xyz[i]]
             w.writerow(row)
     return path
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def configure_order_parser(p: argparse.ArgumentParser) -> None:
-    """Arguments of ``afm-style order``."""
-    p.add_argument("file", help="geometry (.xyz, extended XYZ or any ASE format); its O atoms are used")
-    p.add_argument("--reference", default="theory",
-                   help="shipped reference distribution (theory, theory_static, generator) or a geometry file "
-                        "(default: theory)")
-    p.add_argument("--cutoff", type=float, default=DEFAULT_CUTOFF_A, help="O–O neighbour cutoff in Å (default 3.5)")
-    p.add_argument("--csv", metavar="OUT.csv", help="write per-centre S_k, S_g and the distances to this CSV")
-    p.add_argument("--seed", type=int, default=0, help="seed of the subsampling for the 2-D distances (default 0)")
-    p.add_argument("--max-points", type=int, default=1000,
-                   help="largest sample used for the 2-D EMD / MMD (default 1000)")
-
-
-def _fmt(mean: float, std: float) -> str:
-    return "n/a" if not math.isfinite(mean) else f"{mean:.5f} ± {std:.5f}"
-
-
-def run_order(args) -> int:
-    """``afm-style order``: print the tetrahedral order of a geometry and its distances."""
-    from .io import read_atoms
-
-    atoms = read_atoms(args.file)
-    reference = args.reference
-    if reference not in _safe_reference_names():
-        reference = read_atoms(reference)  # a geometry file (raises if missing)
-        label = Path(args.reference).name
-    else:
-        label = reference
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = order_distances(atoms, reference, cutoff=args.cutoff, max_points=args.max_points, seed=args.seed)
-    for w in caught:
-        print(f"warning: {w.message}")
-    res["reference"] = label
-    print(f"{args.file}: {res['n_O']} O atoms; {res['n_centres']} with four O neighbours within "
-          f"{res['cutoff_A']:g} Å, {res['n_excluded']} excluded "
-          f"({100 * res['fraction_included']:.1f} % included)" if res["n_O"] else
-          f"{args.file}: no O atoms")
-    print(f"{'':32s}{'n':>7s}   {'S_k mean ± std':24s}{'S_g mean ± std':24s}")
-    print(f"{'prediction':32s}{res['n_centres']:7d}   {_fmt(res['S_k_mean'], res['S_k_std']):24s}"
-          f"{_fmt(res['S_g_mean'], res['S_g_std']):24s}")
-    print(f"{'reference (' + label[:20] + ')':32s}{res['n_reference']:7d}   "
-          f"{_fmt(res['reference_S_k_mean'], res['reference_S_k_std']):24s}"
-          f"{_fmt(res['reference_S_g_mean'], res['reference_S_g_std']):24s}")
-    if res["n_centres"] == 0:
-        print("distances: n/a (no O atom has four O neighbours within the cutoff)")
-    else:
-        print(f"Wasserstein S_k         {res['wasserstein_S_k']:.6g}")
-        print(f"Wasserstein S_g         {res['wasserstein_S_g']:.6g}")
-        print(f"EMD (S_k, S_g) 2-D      {res['emd_2d']:.6g}   [in reference std units; {res['emd_2d_method']}]")
-        mmd = "n/a (needs 2 centres)" if not math.isfinite(res["mmd2"]) else \
-            f"{res['mmd2']:.6g}   [unbiased, Gaussian kernel σ = {res['mmd_bandwidth']:.4g}]"
-        print(f"MMD² (S_k, S_g)         {mmd}")
-    if args.csv:
-        rep = tetrahedral_order_report(oxygen_positions_of(atoms), args.cutoff)
-        # Index the rows by the atom's index in the file (not among O atoms only).
-        o_index = np.flatnonzero(np.asarray(atoms.numbers) == _Z_O)
-        out = write_order_csv(args.csv, o_index[rep.centre_indices], rep.S_k, rep.S_g,
-                              positions_A=atoms.positions, distances=res)
-        print(f"wrote {out}")
-    return 0

@@ -42,6 +42,7 @@ __all__ = [
     "contrast_change",
     "random_perturbation",
     "apply_to_stack",
+    "perturbed_data",
     "shift_positions",
     "EXPERIMENT_LIKE_STATS",
 ]
@@ -585,6 +586,19 @@ def random_perturbation(
         applied.append({"name": "cutouts", "boxes": [list(b) for b in boxes], "fill": "local_mean"})
     json.dumps(record)  # the record must stay serialisable (it goes into metadata)
     return _out(a, flat), record
+
+
+def perturbed_data(data_Hz: np.ndarray, rng: np.random.Generator, strength: float,
+                   pixel_size_A: float) -> np.ndarray:
+    """Only the perturbed Δf of :func:`random_perturbation` (float32, same shape; the
+    training regime "handcrafted" and its evaluation use this one step)."""
+    out = random_perturbation(data_Hz, rng, strength, pixel_size_A)
+    if isinstance(out, tuple):  # (perturbed Δf, record of what was applied)
+        out = out[0]
+    out = np.asarray(out, dtype=np.float32)
+    if out.shape != data_Hz.shape:
+        raise RuntimeError(f"random_perturbation changed the stack shape {data_Hz.shape} → {out.shape}")
+    return out
 
 
 def apply_to_stack(stack: AFMStack, rng, strength: float = 1.0, fast_axis: str = "x") -> AFMStack:

@@ -20,7 +20,6 @@ same relative frame; ``atoms.info["height_frame"]`` says which.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -36,6 +35,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from ._plain import plain
+from .models import weights
 from .resample import normalise_slices, tile_slices, to_canonical
 from .stack import AFMStack
 
@@ -46,17 +46,16 @@ __all__ = [
     "extract_atoms",
     "find_peaks",
     "match_atoms",
+    "scores_from_counts",
     "list_models",
     "load_model",
     "save_weights",
     "write_inference_calibration",
     "LoadedModel",
-    "configure_predict_parser",
-    "run_predict",
 ]
 
-WEIGHTS_FORMAT = "napari-afm-style predictor weights"
-CHECKPOINT_FORMAT = "napari-afm-style predictor checkpoint"
+WEIGHTS_FORMAT = weights.PREDICTOR_WEIGHTS
+CHECKPOINT_FORMAT = weights.PREDICTOR_CHECKPOINT
 MODEL_PREFIX = "predictor_"
 #: the structure model used when none is named (API, CLI, GUI, demo): the shipped model with
 #: the best top-layer O F1 on labelled experiment-style scans (docs/experiment.md: 0.883,
@@ -139,9 +138,6 @@ def _resolve_model(model) -> tuple[Path, str]:
         return Path(p), text
 
 
-_MODEL_CACHE: dict = {}
-
-
 def _check_threshold(threshold) -> float:
     try:
         t = float(threshold)
@@ -155,25 +151,24 @@ def _check_threshold(threshold) -> float:
 def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     """Load (and cache) a predictor: a shipped name, a weights file, a training checkpoint
     or a checkpoint folder (its ``best.pt``, else ``last.pt``)."""
-    import torch
-
-    from .models.predictor import AtomPredictor, PredictorConfig
-
     from ._device import resolve_device
 
     if isinstance(model, LoadedModel):
         return model
     device = resolve_device(device)  # a GPU torch cannot see is refused here, with the choices
     path, name = _resolve_model(model)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, str(device))
-    if key in _MODEL_CACHE:
-        return _MODEL_CACHE[key]
+    return weights.CACHE.get_or_build(weights.CACHE.key(path, "predictor", str(device)),
+                                      lambda: _load_model_file(path, name, device))
+
+
+def _load_model_file(path: Path, name: str, device: str) -> LoadedModel:
+    from .models.predictor import AtomPredictor, PredictorConfig
+
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = weights.load(path)
     except Exception as e:  # torch raises assorted errors for foreign files
         raise ValueError(f"{path}: not a predictor weights or checkpoint file ({e})") from e
-    fmt = blob.get("format") if isinstance(blob, dict) else None
+    fmt = weights.format_of(blob)
     missing = [k for k in (("state_dict",) if fmt == WEIGHTS_FORMAT else ("model_state",) if fmt == CHECKPOINT_FORMAT
                            else ()) + ("model_config",) if k not in blob]
     if fmt in (WEIGHTS_FORMAT, CHECKPOINT_FORMAT) and missing:
@@ -194,22 +189,14 @@ def load_model(model=DEFAULT_MODEL, device: str = "cpu") -> LoadedModel:
     net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     net.eval().to(device)
     inference = blob.get("inference") or {}
-    loaded = LoadedModel(net, config, name, str(path),
-                         float(threshold if threshold is not None else config.default_threshold), card,
-                         int(inference.get("test_time_augmentation", DEFAULT_TEST_TIME_AUGMENTATION)),
-                         {int(k): float(v) for k, v in inference.get("thresholds_by_views", {}).items()})
-    if len(_MODEL_CACHE) >= 4:
-        _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
-    _MODEL_CACHE[key] = loaded
-    return loaded
+    return LoadedModel(net, config, name, str(path),
+                       float(threshold if threshold is not None else config.default_threshold), card,
+                       int(inference.get("test_time_augmentation", DEFAULT_TEST_TIME_AUGMENTATION)),
+                       {int(k): float(v) for k, v in inference.get("thresholds_by_views", {}).items()})
 
 
 def save_weights(net, config, path, default_threshold: float | None = None, card: dict | None = None) -> Path:
     """Write a small inference weights file (fp16 state dict + config), atomically."""
-    import torch
-
-    from .io._atomic import atomic_path
-
     state = {k: (v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu())
              for k, v in (net.state_dict() if hasattr(net, "state_dict") else net).items()}
     blob = {
@@ -221,10 +208,7 @@ def save_weights(net, config, path, default_threshold: float | None = None, card
                                    else config.default_threshold),
         "card": plain(card or {}),
     }
-    path = Path(path)
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(blob, tmp)
-    return path
+    return weights.save(blob, path)
 
 
 def write_inference_calibration(path, calibration: dict) -> Path:
@@ -234,14 +218,9 @@ def write_inference_calibration(path, calibration: dict) -> Path:
     and the threshold for each calibrated view count, which :func:`predict` then uses by
     default. Written atomically (a failure leaves the old file).
     """
-    import torch
-
-    from .io._atomic import atomic_path
-
     path = Path(path)
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
-        raise ValueError(f"{path}: not a predictor weights file (export a checkpoint first)")
+    blob = weights.load(path)
+    weights.require_format(blob, WEIGHTS_FORMAT, f"{path}: not a predictor weights file (export a checkpoint first)")
     views = {int(v): r for v, r in calibration["views"].items()}
     recommended = int(calibration["recommended_views"])
     _dihedral_views(recommended)
@@ -252,9 +231,7 @@ def write_inference_calibration(path, calibration: dict) -> Path:
                              | {"views": {v: {k: r[k] for k in ("threshold", "f1", "precision", "recall")}
                                           for v, r in views.items()}}),
     }
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(blob, tmp)
-    return path
+    return weights.save(blob, path)
 
 
 # -- peaks ------------------------------------------------------------------------------------
@@ -451,7 +428,7 @@ def _dihedral_views(n_views: int) -> list[tuple[int, bool]]:
 
 
 def _from_view(y, quarter_turns: int, mirror: bool):
-    """Undo :func:`~napari_afm_style.dataset.dihedral` (mirror, then quarter turns) on maps."""
+    """Undo :func:`~napari_afm_style.resample.dihedral` (mirror, then quarter turns) on maps."""
     y = np.rot90(y, -quarter_turns, axes=(-2, -1))
     return y[..., ::-1] if mirror else y
 
@@ -466,7 +443,7 @@ def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.
     """
     import torch
 
-    from .dataset import dihedral
+    from .resample import dihedral
 
     views = _dihedral_views(n_views)
     total = None
@@ -635,13 +612,14 @@ def match_atoms(pred, true, lateral_tol_A: float = 0.5, height_tol_A: float = 0.
             n_matched = int(ok.sum())
             sq = float(np.sum(d[r[ok], c[ok]] ** 2))
             pairs = np.column_stack([r[ok], c[ok]]).astype(np.int64)
-    out = _scores(len(p), len(t), n_matched, sq)
+    out = scores_from_counts(len(p), len(t), n_matched, sq)
     if return_pairs:
         out["pairs"] = pairs
     return out
 
 
-def _scores(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:
+def scores_from_counts(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:
+    """Precision, recall, F1 and RMSE (the :func:`match_atoms` dict) from match counts."""
     precision = n_matched / n_pred if n_pred else 1.0
     recall = n_matched / n_true if n_true else 1.0
     f1 = 2 * n_matched / (n_pred + n_true) if (n_pred + n_true) else 1.0
@@ -653,40 +631,5 @@ def _scores(n_pred: int, n_true: int, n_matched: int, sq_err: float) -> dict:
 
 def pool_matches(results: list[dict]) -> dict:
     """Scores over many images from per-image :func:`match_atoms` results (micro-average)."""
-    return _scores(sum(r["n_pred"] for r in results), sum(r["n_true"] for r in results),
+    return scores_from_counts(sum(r["n_pred"] for r in results), sum(r["n_true"] for r in results),
                    sum(r["n_matched"] for r in results), sum(r["sq_err_A2"] for r in results))
-
-
-# -- CLI --------------------------------------------------------------------------------------
-
-def configure_predict_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("stack", help="Δf stack file or folder (any supported format)")
-    p.add_argument("-o", "--output", required=True, help="output geometry (.xyz, extended XYZ with confidence)")
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help="shipped model name (pure, handcrafted, style, hybrid) or a weights/checkpoint path")
-    p.add_argument("--threshold", type=float, default=None,
-                   help="minimum peak probability of an atom (default: the model's)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
-    p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
-                   help="mirrored/rotated views of the stack whose maps are averaged "
-                        "(default: the model's calibrated choice)")
-
-
-def run_predict(args) -> int:
-    from .io import read_stack, write_atoms
-
-    stack = read_stack(args.stack)
-    maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta)
-    atoms = maps.atoms(args.threshold)
-    # extended XYZ keeps only scalar info entries: add flat copies of the essentials
-    atoms.info["preprocessing_json"] = json.dumps(atoms.info.get("preprocessing", {}))
-    out = write_atoms(atoms, args.output)
-    symbols = atoms.get_chemical_symbols()
-    counts = ", ".join(f"{el}: {symbols.count(el)}" for el in maps.elements)
-    print(f"{args.stack}: {len(atoms)} atoms ({counts}) at threshold {atoms.info['threshold']:.2f}, "
-          f"model {maps.info['predictor_model']!r}")
-    print(f"frame: {maps.info['frame']}; heights: {maps.info['height_frame']}")
-    if "warning" in maps.info["preprocessing"]:
-        print(f"warning: {maps.info['preprocessing']['warning']}")
-    print(f"wrote {out}")
-    return 0

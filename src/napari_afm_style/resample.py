@@ -25,6 +25,7 @@ __all__ = [
     "interpolate_heights",
     "normalise_slices",
     "tile_slices",
+    "dihedral",
 ]
 
 
@@ -203,3 +204,21 @@ def tile_slices(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     n = int(np.ceil((length - overlap) / (tile - overlap)))
     starts = np.linspace(0, length - tile, n).round().astype(int)
     return [(int(s), int(s) + tile) for s in starts]
+
+
+def dihedral(data: np.ndarray, atoms_px: np.ndarray, k: int, flip: bool):
+    """Apply ``flip`` (mirror x) then ``k`` counter-clockwise 90° turns of the array
+    (``np.rot90`` on the last two axes) to images and atom pixel coordinates alike.
+
+    ``np.rot90`` maps array element [i, j] of an (ny, nx) image to [nx - 1 - j, i]; an atom
+    at column x, row y therefore moves to column y, row nx - 1 - x.
+    """
+    a = np.array(atoms_px, dtype=np.float64).reshape(-1, 3)
+    if flip:
+        data = data[..., ::-1]
+        a[:, 0] = data.shape[-1] - 1 - a[:, 0]
+    for _ in range(k % 4):
+        nx = data.shape[-1]
+        data = np.rot90(data, 1, axes=(-2, -1))
+        a[:, [0, 1]] = np.stack([a[:, 1], nx - 1 - a[:, 0]], axis=1)
+    return np.ascontiguousarray(data), a

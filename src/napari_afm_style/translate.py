@@ -24,12 +24,10 @@ cached residual (:class:`Translation`), so a GUI slider never re-runs the networ
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
 import sys
-import zipfile
 from dataclasses import dataclass, field
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -37,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .models import weights
+from .models.weights import generator_state_dicts
 from .resample import DEFAULT_GRID, CanonicalGrid, interpolate_heights, resample_lateral, tile_slices, to_canonical
 from .stack import AFMStack
 
@@ -52,8 +52,7 @@ __all__ = [
     "translate",
     "translate_array",
     "translate_shards",
-    "configure_translate_parser",
-    "run_translate",
+    "validate_strength",
 ]
 
 DIRECTIONS = {"forward": "simulated → experimental", "backward": "experimental → simulated"}
@@ -162,11 +161,6 @@ def default_translator_path():
     return files("napari_afm_style").joinpath("models", DEFAULT_NAME)
 
 
-_CACHE: dict = {}
-#: translators kept loaded (about 3 MB each)
-_CACHE_SIZE = 4
-
-
 def load_translator(model=None) -> Translator:
     """Load a translator.
 
@@ -206,34 +200,19 @@ def load_translator(model=None) -> Translator:
     return _load_file(path, packaged=False)
 
 
-def generator_state_dicts(payload, source="weights") -> tuple[dict, dict]:
-    """(forward, backward) generator state dicts of an exported translator or of a
-    training checkpoint (``payload`` as loaded by ``torch.load``)."""
-    from .models.cyclegan import CHECKPOINT_FORMAT, TRANSLATOR_FORMAT
-
-    fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt == TRANSLATOR_FORMAT:
-        return payload["forward"], payload["backward"]
-    if fmt == CHECKPOINT_FORMAT:
-        ms = payload["model"]
-        return ({k[len("forward_gen."):]: v for k, v in ms.items() if k.startswith("forward_gen.")},
-                {k[len("backward_gen."):]: v for k, v in ms.items() if k.startswith("backward_gen.")})
-    raise ValueError(f"{source}: not a style translator of this project (format {fmt!r})")
-
-
 def _load_file(path: Path, packaged: bool) -> Translator:
-    import torch
+    return weights.CACHE.get_or_build(weights.CACHE.key(path, "translator", packaged),
+                                      lambda: _read_translator(path, packaged))
 
+
+def _read_translator(path: Path, packaged: bool) -> Translator:
     from .models.cyclegan import CycleGANConfig, ResidualGenerator
 
-    key = (str(path.resolve()), path.stat().st_mtime_ns)
-    if key in _CACHE:
-        return _CACHE[key]
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = weights.load(path)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means "not ours"
         raise ValueError(f"{path}: cannot read translator weights ({e})") from e
-    fmt = payload.get("format") if isinstance(payload, dict) else None
+    fmt = weights.format_of(payload)
     fwd, bwd = generator_state_dicts(payload, path)
     config = CycleGANConfig.from_dict(payload["config"])
     g, f = ResidualGenerator(config), ResidualGenerator(config)
@@ -244,18 +223,15 @@ def _load_file(path: Path, packaged: bool) -> Translator:
     grid = CanonicalGrid(**payload["grid"]) if payload.get("grid") else DEFAULT_GRID
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     name = f"{path.name} ({'packaged' if packaged else path.parent}, step {payload.get('step')}, sha256 {sha[:12]})"
-    tr = Translator(g, f, name, str(path), sha, payload.get("recommended_strength"), grid,
-                    info={"format": fmt, "step": payload.get("step"), "finished": payload.get("finished"),
-                          "heldout_ids": (payload.get("data") or {}).get("heldout_ids"),
-                          "evaluation": payload.get("evaluation")})
-    if len(_CACHE) >= _CACHE_SIZE:  # bounded: a GUI session may try many checkpoints
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = tr
-    return tr
+    return Translator(g, f, name, str(path), sha, payload.get("recommended_strength"), grid,
+                      info={"format": fmt, "step": payload.get("step"), "finished": payload.get("finished"),
+                            "heldout_ids": (payload.get("data") or {}).get("heldout_ids"),
+                            "evaluation": payload.get("evaluation")})
 
 
-def _validate_strength(strength, recommended: float | None = None) -> float:
-    """A strength in [0, 1]; ``"recommended"`` means the translator's held-out choice."""
+def validate_strength(strength, recommended: float | None = None) -> float:
+    """A strength in [0, 1]; ``"recommended"`` means the translator's held-out choice
+    (``recommended``). The one check of a strength: the API, the GUI and the CLI use it."""
     if isinstance(strength, str):
         if strength != "recommended":
             raise ValueError(f"strength must be a number in [0, 1] or 'recommended', got {strength!r}")
@@ -293,7 +269,7 @@ def translate_array(data_Hz, translator, direction: str = "forward", strength: f
     numpy.ndarray
         float32, same shape, Hz.
     """
-    s = _validate_strength(strength)
+    s = validate_strength(strength)
     data = np.asarray(data_Hz, dtype=np.float32)
     if data.ndim != 3:
         raise ValueError(f"translate_array needs an (n_heights, ny, nx) array, got shape {data.shape}")
@@ -336,7 +312,7 @@ class Translation:
     def at(self, strength=1.0) -> AFMStack:
         """The translated stack at ``strength`` ∈ [0, 1] (or ``"recommended"``); no
         network pass. Strength 0 returns the input data exactly."""
-        s = _validate_strength(strength, self.recommended_strength)
+        s = validate_strength(strength, self.recommended_strength)
         data = self.source.data.copy() if s == 0.0 else self.source.data + np.float32(s) * self.residual_Hz
         record = {"step": "translate", "direction": self.direction,
                   "meaning": DIRECTIONS[self.direction], "strength": s, "model": self.model,
@@ -485,22 +461,11 @@ def translate(stack: AFMStack, direction: str = "backward", strength=1.0, model=
     """
     _check_direction(direction)
     if not isinstance(strength, str):
-        _validate_strength(strength)  # fail before the network runs
+        validate_strength(strength)  # fail before the network runs
     return prepare_translation(stack, direction, model, device).at(strength)
 
 
 # -- shard folders ---------------------------------------------------------------------------
-
-def _shard_complete(path: Path, n_expected: int) -> bool:
-    try:
-        with zipfile.ZipFile(path) as z, z.open("df.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, _ = read(fh)
-        return shape[0] == n_expected
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return False
-
 
 def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, model=None,
                      progress: bool = True, batch_size: int = 8, device: str = "auto") -> dict:
@@ -511,32 +476,32 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
     written (complete) are skipped, so an interrupted run resumes.
     """
     from .io._atomic import atomic_path
-    from .train_translator import _npz_len, _shard_stack
+    from .io.shards import ShardFolder
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    shards = sorted(in_dir.glob("shard_*.npz"))
+    source, target = ShardFolder(in_dir), ShardFolder(out_dir)
+    shards = source.shards()
     if not shards:
         raise ValueError(f"{in_dir} holds no shard_*.npz files (see docs/architecture.md)")
     if out_dir.resolve() == in_dir.resolve():
         raise ValueError("the output folder must differ from the input folder")
     tr = load_translator(model)
-    s_value = _validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
+    s_value = validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
     note = {"direction": direction, "meaning": DIRECTIONS[direction], "strength": s_value,
             "model": tr.name, "model_sha256": tr.sha256, "source": str(in_dir)}
-    manifest = json.loads((in_dir / "dataset.json").read_text()) if (in_dir / "dataset.json").exists() else {}
-    manifest = dict(manifest, translation=note)
+    manifest = dict(source.manifest() or {}, translation=note)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mpath = out_dir / "dataset.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
+    mpath = target.manifest_path
+    old = target.manifest()
+    if old is not None:
         if old.get("translation") != note:
             raise ValueError(f"{out_dir} holds a translation with other settings ({old.get('translation')}); "
                              "choose another output folder")
     else:
         with atomic_path(mpath) as tmp:
             tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    counts = [_npz_len(p) for p in shards]
-    todo = [(p, n) for p, n in zip(shards, counts) if not _shard_complete(out_dir / p.name, n)]
+    counts = [source.n_samples(p) for p in shards]
+    todo = [(p, n) for p, n in zip(shards, counts) if not target.is_complete(out_dir / p.name, n)]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -544,12 +509,11 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
         bar = tqdm(total=sum(n for _, n in todo), desc=f"translating ({direction})", unit="stack", file=sys.stderr)
     try:
         for p, n in todo:
-            with np.load(p, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = source.read(p)
             df = arrays["df"].copy()
             for s in range(0, n, batch_size):
                 idx = range(s, min(s + batch_size, n))
-                stacks = [_shard_stack(arrays, i, {}) for i in idx]
+                stacks = [source.stack(arrays, i, {}) for i in idx]
                 for i, t in zip(idx, prepare_translations(stacks, direction, tr, batch_size, device)):
                     df[i] = t.at(s_value).data
                 if bar is not None:
@@ -563,52 +527,3 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
             bar.close()
     return {"out_dir": str(out_dir), "shards_written": len(todo), "shards_skipped": len(shards) - len(todo),
             "stacks": int(sum(n for _, n in todo)), "translation": note}
-
-
-# -- command line ----------------------------------------------------------------------------
-
-def _strength_arg(text: str):
-    if text == "recommended":
-        return text
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"strength must be a number in [0, 1] or 'recommended', got {text!r}")
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"strength must be in [0, 1], got {v}")
-    return v
-
-
-def configure_translate_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="a stack file (any supported format) or a training-set folder of shards")
-    p.add_argument("-o", "--output", required=True, help="output .npz (for a stack) or folder (for shards)")
-    p.add_argument("--direction", choices=tuple(DIRECTIONS), default="backward",
-                   help="forward: simulated → experimental; backward: experimental → simulated (default)")
-    p.add_argument("--strength", type=_strength_arg, default=1.0,
-                   help="0…1 (0 = unchanged) or 'recommended' (the training's held-out choice); default 1")
-    p.add_argument("--model", default=None, help="translator .pt or training folder (default: shipped weights)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", help="where the generator runs: auto (a GPU if torch sees one), "
-                                                    "cpu, cuda or cuda:N")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def run_translate(args) -> int:
-    from .io import read_stack, write_stack
-    from .train_translator import _is_shard_folder
-
-    src = Path(args.input)
-    if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
-    if _is_shard_folder(src):
-        summary = translate_shards(src, args.output, args.direction, args.strength, args.model,
-                                   progress=not args.no_progress, batch_size=args.batch_size, device=args.device)
-        print(f"translated {summary['stacks']} stacks in {summary['shards_written']} shard(s) "
-              f"({summary['shards_skipped']} already done) → {summary['out_dir']}")
-        return 0
-    stack = read_stack(src)
-    out = translate(stack, args.direction, args.strength, args.model, args.device)
-    path = write_stack(out, args.output)
-    t = out.metadata["translation"]
-    print(f"wrote {path} ({t['meaning']}, strength {t['strength']:g}, model {t['model']})")
-    return 0

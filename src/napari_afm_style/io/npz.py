@@ -17,7 +17,7 @@ import numpy as np
 from ..stack import UNITS, AFMStack, StackError
 from ._atomic import FileFormatError, atomic_path, check_overwrite
 
-__all__ = ["is_stack_npz", "read_stack_npz", "write_stack_npz"]
+__all__ = ["is_stack_npz", "read_stack_npz", "write_stack_npz", "read_npy_header", "npz_member_shape"]
 
 REQUIRED = ("df", "heights_A", "pixel_size_A")
 
@@ -39,6 +39,23 @@ def is_stack_npz(path) -> bool:
     return keys is not None and "df" in keys and "heights_A" in keys
 
 
+def read_npy_header(fh) -> tuple[tuple, bool, np.dtype]:
+    """(shape, fortran_order, dtype) of the ``.npy`` stream ``fh``, read from its header only."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    return read(fh)
+
+
+def npz_member_shape(path, key: str) -> tuple:
+    """Shape of the array ``key`` of the ``.npz`` archive ``path``, without reading its data.
+
+    Raises OSError, KeyError, ValueError or zipfile.BadZipFile for a missing, damaged
+    or foreign file.
+    """
+    with zipfile.ZipFile(path) as z, z.open(f"{key}.npy") as fh:
+        return tuple(read_npy_header(fh)[0])
+
+
 def _check_member_sizes(path: Path) -> None:
     """Refuse members whose .npy header declares more data than the member holds (a
     corrupt header would otherwise make NumPy allocate it: 1e5³ floats are 3.5 PiB)."""
@@ -48,9 +65,7 @@ def _check_member_sizes(path: Path) -> None:
                 if not info.filename.endswith(".npy"):
                     continue
                 with z.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    shape, _, dtype = (np.lib.format.read_array_header_1_0(fh) if version == (1, 0)
-                                       else np.lib.format.read_array_header_2_0(fh))
+                    shape, _, dtype = read_npy_header(fh)
                     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
                     if declared > info.file_size:
                         raise FileFormatError(path, f"array {info.filename[:-4]!r} declares {declared} bytes "

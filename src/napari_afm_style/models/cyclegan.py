@@ -30,6 +30,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._plain import rng_state_from_plain, rng_state_to_plain
+from . import weights
+
 __all__ = [
     "CycleGANConfig",
     "ResidualGenerator",
@@ -46,9 +49,9 @@ __all__ = [
 ]
 
 #: ``format`` field of an exported translator file (generators only, for inference).
-TRANSLATOR_FORMAT = "napari_afm_style.translator/1"
+TRANSLATOR_FORMAT = weights.TRANSLATOR_FORMAT
 #: ``format`` field of a training checkpoint (all four networks, optimisers, RNG states).
-CHECKPOINT_FORMAT = "napari_afm_style.translator-checkpoint/1"
+CHECKPOINT_FORMAT = weights.TRANSLATOR_CHECKPOINT
 
 
 @dataclass(frozen=True)
@@ -320,24 +323,9 @@ class ImagePool:
 
     def state_dict(self) -> dict:
         return {"size": self.size, "images": [t.clone() for t in self.images],
-                "rng": _rng_state_to_plain(self._rng)}
+                "rng": rng_state_to_plain(self._rng)}
 
     def load_state_dict(self, state: dict) -> None:
         self.size = int(state["size"])
         self.images = [t.clone() for t in state["images"]]
-        self._rng.bit_generator.state = _rng_state_from_plain(state["rng"])
-
-
-def _rng_state_to_plain(rng: np.random.Generator) -> dict:
-    # numpy's state holds Python ints only; stored as strings so torch.load(weights_only)
-    # never meets an integer wider than 64 bits
-    st = rng.bit_generator.state
-    return {"bit_generator": st["bit_generator"],
-            "state": {k: str(v) for k, v in st["state"].items()},
-            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
-
-
-def _rng_state_from_plain(plain: dict) -> dict:
-    return {"bit_generator": plain["bit_generator"],
-            "state": {k: int(v) for k, v in plain["state"].items()},
-            "has_uint32": plain["has_uint32"], "uinteger": plain["uinteger"]}
+        self._rng.bit_generator.state = rng_state_from_plain(state["rng"])

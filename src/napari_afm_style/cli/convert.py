@@ -1,32 +1,21 @@
-"""``afm-style info`` and ``afm-style convert``."""
+"""``afm-style convert``: a stack file or folder to the project's ``.npz``."""
 
 from __future__ import annotations
 
 import argparse
 
-
-def configure_info_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", help="stack file or folder (.npz, .sxm or folder of .sxm, .gwy, .tif, .xsf)")
+__all__ = ["configure", "run"]
 
 
-def run_info(args) -> int:
-    from .io import read_stack
-
-    stack = read_stack(args.file)
-    print(f"{args.file}")
-    print(stack.summary())
-    return 0
-
-
-def configure_convert_parser(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="stack file or folder in any supported format")
     p.add_argument("-o", "--output", required=True, help="output .npz")
     p.add_argument("--height-offset", type=float, default=0.0,
                    help="add this many Å to every height (place a relative stack in a geometry frame)")
 
 
-def run_convert(args) -> int:
-    from .io import read_stack, write_stack
+def run(args) -> int:
+    from ..io import read_stack, write_stack
 
     stack = read_stack(args.file)
     if args.height_offset:

@@ -1,0 +1,72 @@
+"""``afm-style generate``: a simulated training set in shards."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..training.generate import GenerationConfig, generate_dataset
+
+__all__ = ["configure", "run"]
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="output folder (created; an existing one is resumed)")
+    p.add_argument("-n", "--n-samples", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--shard-size", type=int, default=16)
+    p.add_argument("--size-px", type=int, default=128, help="image size in pixels (square)")
+    p.add_argument("--pixel-size", type=float, default=0.125, help="Å")
+    p.add_argument("--n-heights", type=int, default=10)
+    p.add_argument("--height-step", type=float, default=0.1, help="Å")
+    p.add_argument("--amplitude", type=float, default=1.0, help="oscillation amplitude, Å")
+    p.add_argument("--theory-dir", default=None,
+                   help="folder of theoretical structures (ppafm XYZ) mixed in with the generator's")
+    p.add_argument("--theory-fraction", type=float, default=0.3)
+    p.add_argument("--theory-subset", choices=("all", "train", "heldout"), default="all",
+                   help="use the first 5/6 (train) or last 1/6 (heldout) of the sorted theory files")
+    p.add_argument("--theory-mirror", action="store_true",
+                   help="mirror half of the theoretical structures (y → −y)")
+    p.add_argument("--theory-remove-upper", type=float, nargs=2, default=[0.0, 0.0], metavar=("MIN", "MAX"),
+                   help="remove this fraction (uniform per structure) of the theoretical structures' molecules "
+                        "above the contact layer")
+    p.add_argument("--closest-offset", type=float, nargs=2, default=list(GenerationConfig.closest_offset_A),
+                   metavar=("MIN", "MAX"),
+                   help="closest tip height above the topmost adsorbate atom, Å (uniform per sample); "
+                        "closer tips give the sharp-line contrast of close-approach scans")
+    p.add_argument("--tip-k-xy", type=float, nargs=2, default=list(GenerationConfig.tip_k_xy_N_per_m),
+                   metavar=("MIN", "MAX"), help="lateral stiffness of the CO tip, N/m (uniform per sample)")
+    p.add_argument("--workers", type=int, default=1, help="local processes")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    if args.n_samples < 1 or args.shard_size < 1:
+        raise ValueError("--n-samples and --shard-size must be positive")
+    if not 16 <= args.size_px <= 1024:
+        raise ValueError("--size-px must be between 16 and 1024")
+    lo, hi = args.closest_offset
+    if not 1.0 <= lo <= hi <= 8.0:
+        raise ValueError(f"--closest-offset needs 1 ≤ MIN ≤ MAX ≤ 8 Å (a tip closer than 1 Å above the top "
+                         f"atom crashes into it), got {lo} {hi}")
+    klo, khi = args.tip_k_xy
+    if not 0.05 <= klo <= khi <= 5.0:
+        raise ValueError(f"--tip-k-xy needs 0.05 ≤ MIN ≤ MAX ≤ 5 N/m, got {klo} {khi}")
+    rlo, rhi = args.theory_remove_upper
+    if not 0.0 <= rlo <= rhi <= 1.0:
+        raise ValueError(f"--theory-remove-upper needs 0 ≤ MIN ≤ MAX ≤ 1 (fractions), got {rlo} {rhi}")
+    config = GenerationConfig(
+        n_samples=args.n_samples, seed=args.seed, shard_size=args.shard_size,
+        size_px=args.size_px, pixel_size_A=args.pixel_size, n_heights=args.n_heights,
+        height_step_A=args.height_step, amplitude_A=args.amplitude,
+        theory_dir=str(Path(args.theory_dir).resolve()) if args.theory_dir else None,
+        theory_fraction=args.theory_fraction, theory_subset=args.theory_subset,
+        closest_offset_A=(lo, hi), tip_k_xy_N_per_m=(klo, khi),
+        theory_mirror=args.theory_mirror, theory_remove_upper=(rlo, rhi),
+    )
+    summary = generate_dataset(args.out, config, workers=args.workers, scheduler=args.scheduler,
+                               progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
