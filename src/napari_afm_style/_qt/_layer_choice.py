@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 
 from magicgui.widgets import ComboBox
+from .._layers import STACK_KEY
 
 
 class LayerPicker(ComboBox):
@@ -89,7 +90,7 @@ ROLE_KEY = "afm_role"
 def is_stack_layer(layer) -> bool:
     """Image layers that carry an AFM stack in Hz (opened or produced by this plugin)."""
     metadata = getattr(layer, "metadata", {})
-    return "afm_stack" in metadata and metadata.get(ROLE_KEY) != "difference"
+    return STACK_KEY in metadata and metadata.get(ROLE_KEY) != "difference"
 
 
 def is_followed(layer) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, FloatSpinBox
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .._layers import atoms_from_points, stack_from_layer, stack_layer_data
+from .._layers import STACK_KEY, atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
 from ._layer_choice import ROLE_KEY, LayerPicker, is_stack_layer, keep_atoms_visible
 
@@ -80,7 +80,7 @@ class ResimWidget(QWidget):
         kwargs["metadata"][ROLE_KEY] = "re-simulation"  # offered, but pickers do not jump to it
         if self.sim_layer is not None and self.sim_layer in self.viewer.layers:
             self.sim_layer.data = data
-            self.sim_layer.metadata["afm_stack"] = simulated
+            self.sim_layer.metadata[STACK_KEY] = simulated
         else:
             self.sim_layer = self.viewer.add_image(data, **kwargs)
         if self.show_difference.value:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from magicgui.widgets import ComboBox, FloatSlider
 
-from .._layers import stack_layer_data
+from .._layers import STACK_KEY, stack_layer_data
 from ._jobs import StackJobWidget
 from ._layer_choice import ROLE_KEY, is_followed
 
@@ -60,7 +60,7 @@ class TranslateWidget(StackJobWidget):
         out = self.translation.at(self.strength_value)
         if self.output_layer is not None and self.output_layer in self.viewer.layers:
             self.output_layer.data = out.data
-            self.output_layer.metadata["afm_stack"] = out
+            self.output_layer.metadata[STACK_KEY] = out
             return
         # a stable name; the strength is in the dock
         name = f"{source} · {self.translation.direction}"

@@ -403,15 +403,14 @@ def write_report(results: dict, out: Path) -> dict:
 
 
 def _figure(results: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a bare Figure (Agg when saved), as the demo's: the caller's pyplot backend stays as it is
+    from matplotlib.figure import Figure
 
     from ..order import histogram_data
 
     regimes = list(results["regimes"])
-    fig, axes = plt.subplots(2, len(regimes), figsize=(3.2 * len(regimes), 5.2), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(regimes), 5.2))
+    axes = fig.subplots(2, len(regimes), squeeze=False)
     for j, r in enumerate(regimes):
         o = results["regimes"][r]["order"]
         h = histogram_data(np.asarray(o["S_k_values"]), np.asarray(o["S_g_values"]), results["reference"], bins=30)
@@ -430,7 +429,6 @@ def _figure(results: dict, path: Path) -> None:
                 ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def run_experiment(config: ExperimentConfig | dict) -> dict:
