@@ -70,6 +70,53 @@ def test_convert_to_an_existing_folder_is_refused(tmp_path, capsys):
 
 def test_output_into_a_missing_folder_is_refused_not_created(tmp_path, capsys):
     out = tmp_path / "no" / "such" / "scan.npz"
-    assert main(["convert", str(data_path(EXP_STACK)), "-o", str(out)]) == 2
+    assert main(["convert", str(data_path(EXP_STACK)), "-o", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "no").exists()
+
+
+def test_runtime_errors_exit_1_with_one_line_and_verbose_adds_the_traceback(tmp_path, capsys):
+    missing = str(tmp_path / "missing.npz")
+    assert main(["info", missing]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"afm-style info: error: {missing}: no such file or folder"
+    assert main(["info", "-v", missing]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "FileNotFoundError" in err
+
+
+def test_quiet_hides_messages_but_not_errors(tmp_path, capsys):
+    stack = str(data_path(EXP_STACK))
+    assert main(["-q", "translate", stack, "-o", str(tmp_path / "b.npz")]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["-q", "info", str(tmp_path / "missing.npz")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["info", "-q", "-v", stack])
+    assert e.value.code == 2
+
+
+def test_convert_writes_a_tiff_that_reads_back_identically(tmp_path, capsys):
+    src = read_stack(data_path(EXP_STACK))
+    out = tmp_path / "scan.tif"
+    assert main(["convert", str(data_path(EXP_STACK)), "-o", str(out)]) == 0
+    back = read_stack(out)
+    np.testing.assert_array_equal(back.data, src.data)
+    np.testing.assert_allclose(back.heights_A, src.heights_A)
+    assert back.pixel_size_A == src.pixel_size_A and back.height_frame == src.height_frame
+
+
+def test_info_lists_the_devices_for_networks_and_simulation(capsys):
+    assert main(["info", "--devices"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu" in out and "--opencl-platform" in out
+    assert "PoCL" in out or "Portable Computing Language" in out or "OpenCL" in out
+    assert main(["info"]) == 2
+
+
+def test_opencl_platforms_lists_one_that_compiles_here():
+    from napari_afm_style.simulate.opencl import opencl_platforms
+
+    platforms = opencl_platforms()
+    assert platforms and any(p["builds"] for p in platforms)
+    assert all(isinstance(p["devices"], list) for p in platforms)

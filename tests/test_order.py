@@ -376,4 +376,4 @@ def test_cli_order(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "Wasserstein S_k         0\n" in text
     # A missing file is an error with exit code 2.
-    assert main(["order", str(tmp_path / "missing.xyz")]) == 2
+    assert main(["order", str(tmp_path / "missing.xyz")]) == 1

@@ -322,3 +322,7 @@ def test_cli_resim_writes_a_stack(engine, tmp_path, capsys):
     assert rc == 0
     assert "relative heights" in capsys.readouterr().err
     assert "3.0 Å above" in read_stack(tmp_path / "rel_out.npz").metadata["height_placement"]
+    # -v/-q: the progress message is information, the relative-height note a warning
+    assert main(["resim", "-q", str(geo), "--like", str(rel_path), "-o", str(tmp_path / "q.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "relative heights" in err and "re-simulating" not in err

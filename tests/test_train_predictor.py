@@ -369,7 +369,7 @@ def test_cli_train_and_export(shards, tmp_path, capsys):
     assert (out / "last.pt").is_file() and (tmp_path / "predictor_cli.md").is_file()
     assert "focal β 2.0" in (tmp_path / "predictor_cli.md").read_text()  # the card says how it was trained
     assert "epoch 1/1" in capsys.readouterr().out
-    assert main(["train-predictor", "--data", str(shards), "--out", str(out)]) == 2  # exists, no --resume
+    assert main(["train-predictor", "--data", str(shards), "--out", str(out)]) == 1  # exists, no --resume
 
 
 def test_cli_resume_keeps_the_runs_epochs(shards, tmp_path):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["resolve_device", "choose_threads"]
+__all__ = ["resolve_device", "choose_threads", "torch_devices"]
 
 
 def resolve_device(name: str = "auto") -> str:
@@ -31,6 +31,26 @@ def resolve_device(name: str = "auto") -> str:
             raise ValueError(f"device {name!r}: torch sees {torch.cuda.device_count()} GPU(s)")
         return name
     raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+
+
+def torch_devices() -> list[dict]:
+    """The devices a network can run on here: the CPU and each GPU torch sees.
+
+    Returns
+    -------
+    list of dict
+        ``name`` (the string to pass as ``device``) and ``description``.
+    """
+    import os
+
+    import torch
+
+    out = [{"name": "cpu", "description": f"CPU, {os.cpu_count()} cores, torch {torch.__version__}"}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append({"name": f"cuda:{i}", "description": f"{props.name}, {props.total_memory / 2**30:.0f} GiB"})
+    return out
 
 
 def choose_threads(requested: int | None) -> int:

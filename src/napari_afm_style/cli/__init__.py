@@ -4,19 +4,27 @@ One convention: subcommand ``NAME`` is the module ``napari_afm_style.cli.NAME`` 
 become underscores) with ``configure(parser)`` and ``run(args) -> int``. This module only
 registers them, with their one-line help, so ``afm-style --help`` stays fast: a
 subcommand's module is imported only when it runs.
+
+Exit status: 0 on success, 1 for a runtime error (a bad or missing file, a job that
+failed), 2 for a usage error (unknown option, missing argument), 130 when interrupted.
+Messages go to stderr through :mod:`logging` (logger ``napari_afm_style``); ``-q`` keeps
+only warnings and errors and hides progress bars, ``-v`` adds debug messages and the
+traceback of a runtime error.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from pathlib import Path
 
 #: subcommand -> one-line help
 SUBCOMMANDS = {
-    "info": "print a stack's parameters (any supported format)",
-    "convert": "convert a stack file or folder to the project's .npz",
+    "info": "print a stack's parameters (any supported format), or the devices (--devices)",
+    "convert": "convert a stack file or folder to the project's .npz or a multi-page TIFF",
     "resim": "re-simulate a geometry with the scan of a given stack (ppafm)",
     "generate": "generate a simulated training set (sharded .npz)",
     "predict": "predict atom positions from a stack and write XYZ",
@@ -31,6 +39,64 @@ SUBCOMMANDS = {
 }
 
 
+#: exit status of a runtime error (usage errors exit 2, as argparse does)
+EXIT_RUNTIME_ERROR = 1
+
+log = logging.getLogger("napari_afm_style")
+_USER_TQDM_DISABLE = os.environ.get("TQDM_DISABLE")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (not the one at creation), so that
+    ``main()`` called repeatedly in one process (tests, notebooks) follows redirections."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _verbosity_options(parser: argparse.ArgumentParser, default) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity", default=default,
+                       help="only warnings and errors; no progress bars")
+    group.add_argument("-v", "--verbose", action="store_const", const=1, dest="verbosity", default=default,
+                       help="debug messages, and the traceback of a runtime error")
+
+
+#: subcommands that simulate with ppafm on OpenCL (they take --opencl-platform)
+SIMULATING = ("resim", "generate", "demo", "gui", "experiment")
+
+
+def _opencl_option(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--opencl-platform", type=int, metavar="N", default=default,
+                        help="OpenCL platform index for ppafm (default: the first that compiles kernels "
+                             "here; `afm-style info --devices` lists them)")
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    """Send the package's messages to stderr: -1 quiet, 0 normal, 1 verbose.
+
+    Quiet also hides tqdm progress bars (``TQDM_DISABLE``), which write to stderr too.
+    """
+    level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    if verbosity < 0:
+        os.environ["TQDM_DISABLE"] = "1"
+    elif _USER_TQDM_DISABLE is None:  # undo an earlier -q in this process, keep the user's own setting
+        os.environ.pop("TQDM_DISABLE", None)
+    else:
+        os.environ["TQDM_DISABLE"] = _USER_TQDM_DISABLE
+
+
 def command_module(name: str):
     """The module of subcommand ``name`` (``configure`` and ``run``)."""
     return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
@@ -42,9 +108,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Structure discovery and style translation for CO-tip NC-AFM Δf stacks.",
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    _verbosity_options(parser, default=0)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_, description=help_,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        # after the subcommand too (`afm-style predict -q ...`); SUPPRESS keeps a -q given
+        # before the subcommand
+        _verbosity_options(p, default=argparse.SUPPRESS)
+        if name in SIMULATING:
+            _opencl_option(p, default=None)
         if name == only:
             command_module(name).configure(p)
     return parser
@@ -64,21 +137,30 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    configure_logging(args.verbosity)
+    if getattr(args, "opencl_platform", None) is not None:
+        from ..simulate.opencl import OPENCL_PLATFORM_ENV
+
+        if args.opencl_platform < 0:
+            parser.error("--opencl-platform must be 0 or more")
+        os.environ[OPENCL_PLATFORM_ENV] = str(args.opencl_platform)  # also reaches worker processes
     output = getattr(args, "output", None)
     if output and not Path(output).resolve().parent.is_dir():
         # a typo in -o must not silently create a tree of folders
-        print(f"afm-style {args.command}: error: {output}: the folder {Path(output).parent} does not exist; "
-              "create it first", file=sys.stderr)
-        return 2
+        log.error(f"afm-style {args.command}: error: {output}: the folder {Path(output).parent} does not exist; "
+                  "create it first")
+        return EXIT_RUNTIME_ERROR
     run = command_module(args.command).run
     try:
         return int(run(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        log.error("interrupted")
         return 130
-    except (FileNotFoundError, ValueError, FileExistsError, IsADirectoryError, PermissionError, RuntimeError) as e:
-        print(f"afm-style {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (OSError, ValueError, RuntimeError) as e:
+        # OSError: missing, unreadable, read-only or existing paths; ValueError: bad content
+        # (FileFormatError) or parameters; RuntimeError: a job that could not finish
+        log.error(f"afm-style {args.command}: error: {e}", exc_info=args.verbosity > 0)
+        return EXIT_RUNTIME_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -17,9 +18,12 @@ from ..order import (
     reference_names,
     tetrahedral_order_report,
     write_order_csv,
+
 )
 
 __all__ = ["configure", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -54,7 +58,7 @@ def run(args) -> int:
         warnings.simplefilter("always")
         res = order_distances(atoms, reference, cutoff=args.cutoff, max_points=args.max_points, seed=args.seed)
     for w in caught:
-        print(f"warning: {w.message}")
+        log.warning(f"warning: {w.message}")
     res["reference"] = label
     print(f"{args.file}: {res['n_O']} O atoms; {res['n_centres']} with four O neighbours within "
           f"{res['cutoff_A']:g} Å, {res['n_excluded']} excluded "

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 from ..predict import DEFAULT_MODEL
 
+
 __all__ = ["configure", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -39,6 +43,6 @@ def run(args) -> int:
           f"model {maps.info['predictor_model']!r}")
     print(f"frame: {maps.info['frame']}; heights: {maps.info['height_frame']}")
     if "warning" in maps.info["preprocessing"]:
-        print(f"warning: {maps.info['preprocessing']['warning']}")
+        log.warning(f"warning: {maps.info['preprocessing']['warning']}")
     print(f"wrote {out}")
     return 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 
 from ..simulate import MULTIPOLES, TipParameters, opencl_ready, simulate, simulate_straightforward
 
+
 __all__ = ["configure", "run"]
+
+log = logging.getLogger(__name__)
 
 
 def configure(p) -> None:
@@ -42,11 +45,11 @@ def run(args) -> int:
         tip_kw["r0_A"] = tuple(args.tip_r0)
     tip = TipParameters(**tip_kw)
     if not like.heights_are_absolute and args.height_offset is None:
-        print(f"note: {args.like} has relative heights ({like.height_frame}); placing its closest "
-              "slice 3.0 Å above the topmost atom (use --height-offset to choose)", file=sys.stderr)
+        log.warning(f"note: {args.like} has relative heights ({like.height_frame}); placing its closest "
+                    "slice 3.0 Å above the topmost atom (use --height-offset to choose)")
     first = not opencl_ready()
-    print(f"re-simulating {len(atoms)} atoms on a {like.shape[0]}×{like.shape[1]}×{like.shape[2]} scan"
-          + (" (setting up OpenCL; the first run on a machine also compiles the kernels)" if first else "") + " …", file=sys.stderr, flush=True)
+    log.info(f"re-simulating {len(atoms)} atoms on a {like.shape[0]}×{like.shape[1]}×{like.shape[2]} scan"
+             + (" (setting up OpenCL; the first run on a machine also compiles the kernels)" if first else "") + " …")
     t0 = time.perf_counter()
     if args.straightforward:
         out = simulate_straightforward(atoms, like, tip, height_offset_A=args.height_offset)

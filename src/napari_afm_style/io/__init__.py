@@ -95,5 +95,15 @@ def read_stack(path) -> AFMStack:
 
 
 def write_stack(stack: AFMStack, path) -> Path:
-    """Write ``stack`` to the project's .npz format (atomic; never clobbers other files)."""
+    """Write ``stack`` by the name's suffix: ``.tif``/``.tiff`` as a float32 multi-page
+    TIFF (parameters in the first page's description, readable by ImageJ/Fiji), anything
+    else as the project's ``.npz``. Atomic; never clobbers a file that is not a stack of ours.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give a file name to write to, e.g. {path / 'stack.npz'}")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from .tiff import write_stack_tiff
+
+        return write_stack_tiff(stack, path)
     return write_stack_npz(stack, path)

@@ -14,7 +14,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["opencl_environment", "opencl_ready", "afmulator", "ENV", "ENV_LOCK"]
+__all__ = ["opencl_environment", "opencl_platforms", "opencl_ready", "afmulator", "ENV", "ENV_LOCK",
+           "OPENCL_PLATFORM_ENV"]
+
+#: environment variable naming the OpenCL platform index ppafm runs on (``--opencl-platform``)
+OPENCL_PLATFORM_ENV = "NAPARI_AFM_STYLE_OPENCL_PLATFORM"
 
 ENV_LOCK = threading.RLock()
 ENV: dict[str, Any] = {}
@@ -31,13 +35,43 @@ def _platform_builds(platform) -> bool:
         return False
 
 
+def opencl_platforms(check_build: bool = True) -> list[dict]:
+    """The OpenCL platforms this machine offers, for choosing one (``afm-style info --devices``).
+
+    Returns
+    -------
+    list of dict
+        ``index``, ``name`` (with version), ``devices`` and, with ``check_build``, ``builds``:
+        whether the platform compiles a kernel here (an old PoCL may not know a new CPU).
+        Empty when pyopencl finds no platform.
+    """
+    import pyopencl as cl
+
+    try:
+        platforms = cl.get_platforms()
+    except Exception:  # no ICD loader or no platform at all
+        return []
+    out = []
+    for i, p in enumerate(platforms):
+        try:
+            devices = [d.name.strip() for d in p.get_devices()]
+        except Exception:
+            devices = []
+        entry = {"index": i, "name": f"{p.name} {p.version}".strip(), "devices": devices}
+        if check_build:
+            entry["builds"] = _platform_builds(p)
+        out.append(entry)
+    return out
+
+
 def opencl_environment(platform: int | None = None, cache_dir=None) -> dict:
     """Set up ppafm's OpenCL environment once per process and describe it.
 
     Parameters
     ----------
     platform : int, optional
-        OpenCL platform index. Default: ``$NAPARI_AFM_STYLE_OPENCL_PLATFORM`` if set, else
+        OpenCL platform index (see :func:`opencl_platforms`). Default:
+        ``$NAPARI_AFM_STYLE_OPENCL_PLATFORM`` (the CLI's ``--opencl-platform``) if set, else
         the first platform that can compile a kernel on this machine.
     cache_dir : path, optional
         Where PoCL keeps compiled kernels (sets ``POCL_CACHE_DIR`` before the first
@@ -66,8 +100,12 @@ def opencl_environment(platform: int | None = None, cache_dir=None) -> dict:
                 "no OpenCL platform found; on a CPU-only machine install PoCL "
                 "(Debian: apt-get install pocl-opencl-icd; or pip install pocl-binary-distribution)"
             ) from e
-        if platform is None and os.environ.get("NAPARI_AFM_STYLE_OPENCL_PLATFORM"):
-            platform = int(os.environ["NAPARI_AFM_STYLE_OPENCL_PLATFORM"])
+        if platform is None and os.environ.get(OPENCL_PLATFORM_ENV):
+            try:
+                platform = int(os.environ[OPENCL_PLATFORM_ENV])
+            except ValueError:
+                raise RuntimeError(f"{OPENCL_PLATFORM_ENV}={os.environ[OPENCL_PLATFORM_ENV]!r} is not a platform "
+                                   "index; `afm-style info --devices` lists them") from None
         if platform is None:
             usable = [i for i, p in enumerate(platforms) if _platform_builds(p)]
             if not usable:
@@ -80,7 +118,8 @@ def opencl_environment(platform: int | None = None, cache_dir=None) -> dict:
                 )
             platform = usable[0]
         if not 0 <= platform < len(platforms):
-            raise RuntimeError(f"OpenCL platform {platform} does not exist ({len(platforms)} found)")
+            raise RuntimeError(f"OpenCL platform {platform} does not exist ({len(platforms)} found; "
+                               "`afm-style info --devices` lists them)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             oclUtils.init_env(i_platform=platform)

@@ -3,6 +3,7 @@ files) as a normalised canonical array, seeded held-out splits and random crops.
 
 from __future__ import annotations
 
+import logging
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -14,7 +15,10 @@ import torch
 from ..io.shards import STACK_KEYS, ShardFolder, shard_stack
 from ..resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
 
+
 __all__ = ["Domain", "load_domain", "split_holdout", "sample_batch"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -123,7 +127,7 @@ def load_domain(path, max_stacks: int | None = None, seed: int = 0, min_size: in
             canon, _ = to_canonical(stack, grid)
         except (ValueError, OSError, KeyError) as e:  # a broken file must not stop training
             skipped += 1
-            print(f"skipping {p}{'' if i is None else f'#{i}'}: {e}", file=sys.stderr)
+            log.warning(f"skipping {p}{'' if i is None else f'#{i}'}: {e}")
             continue
         finally:
             if bar is not None:

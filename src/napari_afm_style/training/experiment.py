@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shlex
 import sys
 import time
@@ -59,8 +60,11 @@ from ..io._atomic import write_json_atomic, write_text_atomic
 from ..order import order_on_scans
 from .train_predictor import DEFAULT_MIX
 
+
 __all__ = ["ExperimentConfig", "run_experiment", "order_on_scans", "bootstrap_order_distances", "read_scans",
            "paired_difference_ci", "choose_translator", "translator_candidates"]
+
+log = logging.getLogger(__name__)
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
 #: label-free criteria for choosing a translator, and what they mean
@@ -163,7 +167,7 @@ def bootstrap_order_distances(order: dict, n_scans: int, reference="theory", n_b
 # -- steps --------------------------------------------------------------------------------------
 
 def _log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    log.info(f"[{time.strftime('%H:%M:%S')}] {msg}")
 
 
 def _train_one(train_kwargs: dict) -> str:
