@@ -159,10 +159,11 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
 
 def configure_demo_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="demo_output", help="output folder")
-    p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
+    p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like",
+                   help="bundled stack to run on: experiment-like scan, or a simulation with its known atoms")
     p.add_argument("--model", default=None, help="structure model (shipped name or checkpoint; default: "
                                                  "predict.DEFAULT_MODEL)")
-    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--threshold", type=float, default=None, help="O/H heat-map threshold (default: the model's calibrated one)")
     p.add_argument("--strength", type=float, default=DEFAULT_BACKWARD_STRENGTH,
                    help="backward translation strength 0–1 before prediction (default 1, the path that "
                         "measured best for the default model; 0: the raw scan)")
@@ -179,7 +180,8 @@ def run_demo_command(args) -> int:
 
 
 def configure_gui_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
+    p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like",
+                   help="bundled stack to open: experiment-like scan, or a simulation with its known atoms")
 
 
 #: share of the screen's free area the `afm-style gui` window takes

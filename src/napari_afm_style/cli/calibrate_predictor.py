@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ..training.evaluation import calibrate_inference
 
+from ._options import add_device_option, add_progress_option, add_seed_option
+
 __all__ = ["configure", "run"]
 
 
@@ -14,16 +16,16 @@ def configure(p) -> None:
                    help="labelled VALIDATION shards drawn like the training data (not the benchmark's held-out set)")
     p.add_argument("--views", type=int, nargs="+", default=[1, 8], choices=(1, 2, 4, 8),
                    help="numbers of averaged mirrored/rotated views to calibrate")
-    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--max-samples", type=int, default=None, help="use at most this many validation samples (default: all)")
     p.add_argument("--eval-z-min", type=float, default=None,
                    help="score atoms down to this depth (Å below the closest tip height; default: the model's range)")
     p.add_argument("--write", action="store_true",
                    help="store the result in the weights file (predict() then uses it by default)")
     p.add_argument("--perturb", action="store_true",
                    help="apply seeded handcrafted perturbations first (for the handcrafted regime)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--no-progress", action="store_true")
+    add_seed_option(p, what="sample subset and perturbations")
+    add_device_option(p, "the predictor")
+    add_progress_option(p)
 
 
 def run(args) -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 from ..training.experiment import CHOICE_CRITERIA, REGIMES, ExperimentConfig, run_experiment
 from ..training.train_predictor import parse_mix
 
+from ._options import add_device_option, add_progress_option, add_seed_option
+
 __all__ = ["configure", "run"]
 
 
@@ -25,7 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labelled", default=None,
                    help="folder of labelled experiment-style scans (atoms_Z, atoms_xyz) to score every regime "
                         "on (validation only)")
-    p.add_argument("--device", default=d["device"], help="cpu, cuda or auto")
+    add_device_option(p, "training and prediction")
     p.add_argument("--heldout-style", help="forward-translated --heldout shards (default: made in OUT/heldout_style)")
     p.add_argument("--translator", nargs="+", default=None, metavar="WEIGHTS",
                    help="forward translator weights (default: shipped); several: the one whose short style-regime "
@@ -38,22 +40,22 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="label-free criterion for several --translator: entropy (fast) or resim_ncc (ppafm "
                         "re-simulation; ranked translators as well in docs/experiment.md)")
     p.add_argument("--strength", default=d["strength"], help="forward translation strength or 'recommended'")
-    p.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES))
+    p.add_argument("--regimes", nargs="+", choices=REGIMES, default=list(REGIMES), help="which training regimes to run")
     p.add_argument("--epochs", type=int, default=d["epochs"], help="training epochs of every regime")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--lr", type=float, default=d["lr"])
-    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument("--batch-size", type=int, default=d["batch_size"], help="training batch of every regime")
+    p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate of every regime")
+    add_seed_option(p, d["seed"], "training, translation strengths and bootstraps (the same for every regime)")
     p.add_argument("--mix", type=parse_mix, default=d["mix"],
                    help="hybrid proportions of sim, handcrafted, style, style_handcrafted "
                         "(default 0.25 each)")
     p.add_argument("--jobs", type=int, default=d["jobs"], help="regimes trained at once (1 torch thread each when > 1)")
-    p.add_argument("--max-exp-scans", type=int, default=None)
-    p.add_argument("--max-heldout", type=int, default=None)
+    p.add_argument("--max-exp-scans", type=int, default=None, help="evaluate on at most this many experiment-like scans (default: all)")
+    p.add_argument("--max-heldout", type=int, default=None, help="evaluate on at most this many held-out simulations (default: all)")
     p.add_argument("--bootstrap", type=int, default=d["bootstrap"], help="bootstrap resamples over scans")
     p.add_argument("--init-from", default=None,
                    help="start every regime from these weights (a shipped name, weights or checkpoint): "
                         "the regimes then differ only in the images of the fine-tuning")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_option(p)
 
 
 def run(args) -> int:

@@ -9,6 +9,8 @@ import logging
 from ..predict import DEFAULT_MODEL
 
 
+from ._options import add_device_option
+
 __all__ = ["configure", "run"]
 
 log = logging.getLogger(__name__)
@@ -21,7 +23,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="shipped model name (pure, handcrafted, style, hybrid) or a weights/checkpoint path")
     p.add_argument("--threshold", type=float, default=None,
                    help="minimum peak probability of an atom (default: the model's)")
-    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    add_device_option(p, "the predictor")
     p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
                    help="mirrored/rotated views of the stack whose maps are averaged "
                         "(default: the model's calibrated choice)")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..translate import DIRECTIONS, validate_strength
 
+from ._options import add_device_option, add_progress_option
+
 __all__ = ["configure", "run"]
 
 
@@ -31,10 +33,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=_strength_arg, default=1.0,
                    help="0…1 (0 = unchanged) or 'recommended' (the training's held-out choice); default 1")
     p.add_argument("--model", default=None, help="translator .pt or training folder (default: shipped weights)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="auto", help="where the generator runs: auto (a GPU if torch sees one), "
-                                                    "cpu, cuda or cuda:N")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--batch-size", type=int, default=8, help="stacks per forward pass of the generator (memory vs speed)")
+    add_device_option(p, "the generator")
+    add_progress_option(p)
 
 
 def run(args) -> int:
