@@ -12,7 +12,6 @@ from napari_afm_style.metrics import (
     fid,
     frechet_distance,
     mmd,
-    mmd2_unbiased,
     radial_power_spectrum,
     spectrum_distance,
 )
@@ -29,7 +28,6 @@ def _smooth_set(seed, n=12, c=10, size=48, sigma=2.0):
 
 def _with_stripes(x, amplitude, seed=0):
     rng = np.random.default_rng(seed)
-    ny = x.shape[-2]
     # scan-line jumps: a random offset per row, the same in every column
     rows = amplitude * rng.normal(size=x.shape[:-1])[..., None]
     return (x / x.std(axis=(-2, -1), keepdims=True) + rows).astype(np.float32)
@@ -90,7 +88,10 @@ def test_mmd_of_a_set_with_itself_is_about_zero_and_grows_with_shift():
     assert shifted[2] > 0.3
 
 
-def test_mmd2_unbiased_matches_direct_sum():
+def test_the_one_mmd_estimator_matches_the_direct_sum():
+    from napari_afm_style._mmd import gaussian_mmd2, median_bandwidth
+    from napari_afm_style.order import mmd2_unbiased
+
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(5, 3)), rng.normal(1.0, 1.0, size=(4, 3))
 
@@ -100,10 +101,11 @@ def test_mmd2_unbiased_matches_direct_sum():
     xx = sum(k(x[i], x[j]) for i in range(5) for j in range(5) if i != j) / 20
     yy = sum(k(y[i], y[j]) for i in range(4) for j in range(4) if i != j) / 12
     xy = sum(k(x[i], y[j]) for i in range(5) for j in range(4)) / 20
-    assert mmd2_unbiased(x, y, bandwidth=1.5) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
-    # median heuristic is deterministic
-    assert mmd2_unbiased(x, y) == mmd2_unbiased(x, y)
-    with pytest.raises(ValueError, match="two samples"):
+    assert gaussian_mmd2(x, y, 1.5) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    assert mmd2_unbiased(x, y, bandwidth=1.5)[0] == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    # the order statistics' default bandwidth is the one median heuristic
+    assert mmd2_unbiased(x, y)[1] == median_bandwidth(np.vstack([x, y]))
+    with pytest.raises(ValueError, match="at least 2 points"):
         mmd2_unbiased(x[:1], y)
 
 

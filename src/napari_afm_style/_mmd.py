@@ -1,7 +1,8 @@
-"""The unbiased Gaussian-kernel MMD² estimator, shared by the order statistics
-(:func:`napari_afm_style.order.mmd2_unbiased`) and the style metrics
-(:func:`napari_afm_style.metrics.mmd2_unbiased`), which differ only in how they choose
-the bandwidth and subsample."""
+"""The one unbiased Gaussian-kernel MMD² estimator and its median-heuristic bandwidth.
+
+Used by the order statistics (:func:`napari_afm_style.order.mmd2_unbiased`, which adds
+deterministic subsampling of large samples) and by the style metrics
+(:func:`napari_afm_style.metrics.mmd`, on image features)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,21 @@ import math
 import numpy as np
 from scipy.spatial.distance import cdist
 
-__all__ = ["gaussian_mmd2"]
+__all__ = ["gaussian_mmd2", "median_bandwidth"]
+
+
+def median_bandwidth(z: np.ndarray) -> float:
+    """Median heuristic: the median of the non-zero distances between the rows of ``z``
+    (1.0 when all rows coincide).
+
+    >>> median_bandwidth(np.array([[0.0], [1.0], [3.0]]))
+    2.0
+    """
+    from scipy.spatial.distance import pdist
+
+    d = pdist(np.asarray(z, dtype=np.float64))
+    d = d[d > 0]
+    return float(np.median(d)) if d.size else 1.0
 
 
 def gaussian_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
@@ -24,6 +39,8 @@ def gaussian_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"the unbiased MMD needs at least 2 points per sample; got {x.shape[0]} and {y.shape[0]}")
     if not (bandwidth > 0 and math.isfinite(bandwidth)):
         raise ValueError(f"bandwidth must be positive; got {bandwidth!r}")
     g = -0.5 / float(bandwidth) ** 2

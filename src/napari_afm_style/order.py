@@ -37,10 +37,10 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
-from scipy.spatial.distance import cdist, pdist
+from scipy.spatial.distance import cdist
 from scipy.stats import wasserstein_distance
 
-from ._mmd import gaussian_mmd2
+from ._mmd import gaussian_mmd2, median_bandwidth
 
 __all__ = [
     "DEFAULT_CUTOFF_A",
@@ -588,8 +588,7 @@ def mmd2_unbiased(x, y, bandwidth: float | None = None, max_points: int = 1500, 
     rng = np.random.default_rng(seed)
     x, y = _subsample(x, max_points, rng), _subsample(y, max_points, rng)
     if bandwidth is None:
-        d = pdist(np.vstack([x, y]))
-        bandwidth = float(np.median(d[d > 0])) if np.any(d > 0) else 1.0
+        bandwidth = median_bandwidth(np.vstack([x, y]))
     return gaussian_mmd2(x, y, bandwidth), float(bandwidth)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import linalg
 
-from .._mmd import gaussian_mmd2
+from .._mmd import gaussian_mmd2, median_bandwidth
 from ..resample import DEFAULT_GRID, CanonicalGrid, normalise_slices, to_canonical
 from ..stack import AFMStack
 
@@ -37,8 +37,6 @@ __all__ = [
     "mean_log_spectrum",
     "style_descriptor",
     "frechet_distance",
-    "mmd2_unbiased",
-    "median_bandwidth",
     "feature_matrix",
 ]
 
@@ -298,32 +296,6 @@ def fid(a, b, features: FeatureSpec = None, model=None, grid: CanonicalGrid = DE
 
 # -- MMD ---------------------------------------------------------------------------------
 
-def _sq_dists(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
-    return np.maximum(d, 0.0)
-
-
-def median_bandwidth(z: np.ndarray) -> float:
-    """Median heuristic: the median distance between distinct rows of ``z``."""
-    d2 = _sq_dists(z, z)[np.triu_indices(len(z), k=1)]
-    med = float(np.sqrt(np.median(d2))) if d2.size else 1.0
-    return med if med > 0 else 1.0
-
-
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray, bandwidth: float | None = None) -> float:
-    """Unbiased MMD² (Gretton et al. 2012) with ``k(u, v) = exp(−|u − v|² / (2σ²))``.
-
-    ``σ = bandwidth`` or, if None, the median distance in the pooled rows. The unbiased
-    estimate can be slightly negative when the distributions agree.
-    """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    m, n = len(x), len(y)
-    if m < 2 or n < 2:
-        raise ValueError("the unbiased MMD needs at least two samples per set")
-    sigma = median_bandwidth(np.concatenate([x, y])) if bandwidth is None else float(bandwidth)
-    return gaussian_mmd2(x, y, sigma)
-
-
 def mmd(a, b, features: FeatureSpec = "descriptor", bandwidth: float | None = None, model=None,
         standardise: bool = True, grid: CanonicalGrid = DEFAULT_GRID) -> float:
     """Unbiased squared MMD between two sets of stacks (Gaussian kernel, median heuristic).
@@ -346,4 +318,5 @@ def mmd(a, b, features: FeatureSpec = "descriptor", bandwidth: float | None = No
         mu, sd = pooled.mean(0), pooled.std(0)
         sd = np.where(sd > 1e-12, sd, 1.0)
         fa, fb = (fa - mu) / sd, (fb - mu) / sd
-    return mmd2_unbiased(fa, fb, bandwidth)
+    fa, fb = np.asarray(fa, dtype=np.float64), np.asarray(fb, dtype=np.float64)
+    return gaussian_mmd2(fa, fb, median_bandwidth(np.concatenate([fa, fb])) if bandwidth is None else float(bandwidth))

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..stack import AFMStack
-
 __all__ = ["style_distance", "order_agreement", "resimulation_agreement", "prediction_entropy", "spearman"]
 
 

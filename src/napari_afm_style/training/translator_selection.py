@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..models.cyclegan import CycleGAN
+from .._mmd import gaussian_mmd2, median_bandwidth
 from ..resample import normalise_slices
 
 __all__ = ["DomainDistance", "choose_metric", "evaluate_translator", "grid_point_score", "CONTENT_SIGMA_PX"]
@@ -38,7 +39,7 @@ class DomainDistance:
             self.mu = pooled.mean(0)
             sd = pooled.std(0)
             self.sd = np.where(sd > 1e-12, sd, 1.0)
-            self.bandwidth = metrics.median_bandwidth((pooled - self.mu) / self.sd)
+            self.bandwidth = median_bandwidth((pooled - self.mu) / self.sd)
             self.description = "MMD² (style descriptor, frozen bandwidth)"
         elif kind == "spectrum":
             self.description = "spectrum distance (decades)"
@@ -57,7 +58,7 @@ class DomainDistance:
         if self.kind == "fid":
             return m.frechet_distance(fa.mean(0), np.cov(fa, rowvar=False), fb.mean(0), np.cov(fb, rowvar=False))
         if self.kind == "mmd":
-            return m.mmd2_unbiased(fa, fb, self.bandwidth)
+            return gaussian_mmd2(fa, fb, self.bandwidth)
         return m.spectrum_distance(list(fa), list(fb))
 
     def __call__(self, a: list, b: list) -> float:
