@@ -239,10 +239,27 @@ def test_emd_2d_translation_is_exact():
     # Unequal sizes, same distribution: each point twice → 0, exactly.
     d, method = emd_2d(a, np.repeat(a, 2, axis=0))
     assert method == "exact" and d == pytest.approx(0.0, abs=1e-15)
-    # Subsampled path is deterministic for a given seed.
+    # Subsampled path is deterministic for a given seed, and says what it did.
     b = rng.normal(size=(1500, 2))
     assert emd_2d(a[:7], b, max_points=300, seed=1) == emd_2d(a[:7], b, max_points=300, seed=1)
-    assert "294 of 1500" in emd_2d(a[:7], b, max_points=300)[1]
+    assert emd_2d(a[:7], b, max_points=300)[1] == "exact on a random 300 of 1500"
+
+
+def test_emd_2d_of_sizes_that_do_not_divide_equals_the_transport_linear_program():
+    from scipy.optimize import linprog
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(7, 2)), rng.normal(0.5, 1.0, size=(11, 2))
+    cost = cdist(a, b)
+    n, m = cost.shape
+    rows = np.kron(np.eye(n), np.ones(m))  # each a-point sends 1/n
+    cols = np.kron(np.ones(n), np.eye(m))  # each b-point receives 1/m
+    lp = linprog(cost.ravel(), A_eq=np.vstack([rows, cols]), b_eq=np.r_[np.full(n, 1 / n), np.full(m, 1 / m)],
+                 bounds=(0, None), method="highs")
+    d, method = emd_2d(a, b)
+    assert method == "exact" and d == pytest.approx(lp.fun, rel=1e-9)
+    # the old assignment on replicated points could not do this without lcm(7, 11) = 77 copies
 
 
 def test_mmd_detects_shift_not_resampling():
