@@ -2,12 +2,20 @@
 # Install napari-afm-style into ./.venv on a fresh Debian/Ubuntu machine.
 #   bash scripts/install.sh            # runtime: API, CLI, napari GUI
 #   bash scripts/install.sh --testing  # + pytest, pytest-qt, pytest-xvfb (and Xvfb itself)
+#   bash scripts/install.sh --testing --constraints .ci/constraints.txt   # CI: the versions of the last green run
 # torch is pinned to the CPU build 2.13.0 first, so that no multi-GB CUDA build is pulled
 # in on CPU-only machines; on a GPU machine install the CUDA build of torch before this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="gui"
-[[ "${1:-}" == "--testing" ]] && extras="gui,testing"
+constraints=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --testing) extras="gui,testing"; shift ;;
+    --constraints) constraints=(-c "$(realpath "$2")"); shift 2 ;;
+    *) echo "install.sh: unknown option $1 (use --testing, --constraints FILE)" >&2; exit 2 ;;
+  esac
+done
 
 # System libraries Qt needs for a window, Xvfb for headless tests/screenshots, and
 # Debian's PoCL (OpenCL on the CPU for ppafm): the PoCL inside the pip wheel cannot
@@ -36,5 +44,5 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
   cp -r . "$src"; rm -rf "$src/.venv"
 fi
-.venv/bin/python -m pip install -q "${src}[${extras}]"
+.venv/bin/python -m pip install -q "${constraints[@]}" "${src}[${extras}]"
 echo "installed napari-afm-style into $(pwd)/.venv (extras: ${extras})"
