@@ -82,14 +82,11 @@ def test_sxm_single_frame_geometry_units_and_cantilever(tmp_path):
     assert "warnings" not in s.metadata
 
 
-def test_sxm_byte_layout_matches_nanonispy(tmp_path, monkeypatch):
-    """An independent parser finds the same data offset and channel/direction order."""
-    pytest.importorskip("nanonispy")
-    from nanonispy.read import Scan
+def test_sxm_byte_layout_matches_nanonispy2(tmp_path):
+    """An independent parser (nanonispy2, the maintained fork of nanonispy) finds the same
+    data offset and channel/direction order."""
+    from nanonispy2.read import Scan
 
-    # nanonispy 1.1 still uses the np.float/np.int aliases removed from NumPy.
-    monkeypatch.setattr(np, "float", float, raising=False)
-    monkeypatch.setattr(np, "int", int, raising=False)
     df = pattern(5, 7)
     f = sxm_frame(tmp_path / "b.sxm", df, z_m=-1e-9, scan_dir="down")
     scan = Scan(str(f))
