@@ -120,3 +120,14 @@ def test_opencl_platforms_lists_one_that_compiles_here():
     platforms = opencl_platforms()
     assert platforms and any(p["builds"] for p in platforms)
     assert all(isinstance(p["devices"], list) for p in platforms)
+
+
+def test_the_cli_reference_in_docs_is_what_the_cli_prints():
+    """docs/cli.md is generated from --help; a changed option without a regenerated page fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cli_reference.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
