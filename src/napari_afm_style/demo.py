@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io._atomic import check_overwrite, is_figure_of_kind, save_figure, write_json_atomic
+
 __all__ = ["run_demo", "DEFAULT_BACKWARD_STRENGTH"]
 
 #: backward-translation strength of the default path: 1, the path that scored best for the
@@ -81,7 +83,30 @@ def _figure(stack, translated, simulated, atoms, dist, path, strength=1.0, score
         ax.set_ylabel("probability density")
     fig.supxlabel("W: Wasserstein (earth mover's) distance between the prediction's and theory's distribution "
                   "of the parameter, in its units; 0 = identical", fontsize=8, color="0.3")
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
+
+
+#: the demo's outputs, each with the test of whether an existing file may be replaced
+def _demo_outputs() -> dict:
+    from .io.npz import is_stack_npz
+    from .io.xyz import is_xyz
+
+    def is_demo_summary(path) -> bool:
+        try:
+            return "atoms_found" in json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError):
+            return False
+
+    return {"predicted.xyz": is_xyz, "translated_backward.npz": is_stack_npz, "resimulated.npz": is_stack_npz,
+            "pipeline.png": is_figure_of_kind, "summary.json": is_demo_summary}
+
+
+def _check_outputs(out: Path) -> None:
+    """Before any work: a re-run replaces an earlier demo's outputs, never other files."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is a file; the demo writes into a folder")
+    for name, ours in _demo_outputs().items():
+        check_overwrite(out / name, ours)
 
 
 def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
@@ -102,6 +127,7 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
 
     model = DEFAULT_MODEL if model is None else model
     out = Path(out_dir)
+    _check_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
     with _timed(times, "load"):
@@ -153,7 +179,7 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
         "total_s": round(sum(times.values()), 3),
         "outputs": sorted(p.name for p in out.iterdir()),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    write_json_atomic(out / "summary.json", summary, indent=2, default=float)
     return summary
 
 

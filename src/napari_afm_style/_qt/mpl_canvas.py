@@ -12,6 +12,8 @@ from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from ..io._atomic import save_figure
+
 
 def _render(draw_on, state: dict, width_px: int, height_px: int, dpi: float, background: str):
     """Draw a fresh Figure with ``draw_on(figure, state)`` and rasterise it with Agg (any
@@ -152,5 +154,4 @@ class ThemedCanvas(QWidget):
         FigureCanvasAgg(fig)
         fig.set_facecolor(self._colors["background"])
         self.draw_on(fig, self.state())
-        fig.savefig(path, dpi=dpi, facecolor=fig.get_facecolor())
-        return path
+        return save_figure(fig, path, dpi=dpi, facecolor=fig.get_facecolor())

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_path", "check_overwrite", "remove_orphans", "write_text_atomic", "write_json_atomic",
-           "FileFormatError"]
+           "save_figure", "is_figure_of_kind", "FileFormatError"]
 
 
 class FileFormatError(ValueError):
@@ -122,3 +122,38 @@ def write_json_atomic(path, obj, **dumps_kw) -> Path:
     import json
 
     return write_text_atomic(path, json.dumps(obj, **dumps_kw))
+
+
+#: leading bytes of the figure formats a user saves plots in
+_FIGURE_MAGIC = {".png": (b"\x89PNG\r\n\x1a\n",), ".pdf": (b"%PDF",), ".svg": (b"<?xml", b"<svg"),
+                 ".jpg": (b"\xff\xd8\xff",), ".jpeg": (b"\xff\xd8\xff",), ".tif": (b"II*\x00", b"MM\x00*"),
+                 ".tiff": (b"II*\x00", b"MM\x00*"), ".eps": (b"%!PS",)}
+
+
+def is_figure_of_kind(path) -> bool:
+    """Whether ``path`` holds a figure in the format its suffix names (a PNG named .png, …)."""
+    path = Path(path)
+    magic = _FIGURE_MAGIC.get(path.suffix.lower())
+    if magic is None:
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(16).lstrip()
+    return head.startswith(magic)
+
+
+def save_figure(fig, path, **savefig_kw) -> Path:
+    """Save a matplotlib figure atomically, by the suffix's format (.png, .pdf, .svg, …).
+
+    An existing figure of the same format is replaced (saving again is what a re-run or
+    "Save figure…" means); any other existing file is refused with FileExistsError, so a
+    mistyped name never destroys data.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _FIGURE_MAGIC:
+        raise ValueError(f"{path}: choose a figure file name ending in "
+                         + ", ".join(sorted(_FIGURE_MAGIC)))
+    check_overwrite(path, is_figure_of_kind)
+    with atomic_path(path) as tmp:
+        suffix = path.suffix.lower().lstrip(".")
+        fig.savefig(tmp, format={"jpg": "jpeg", "tif": "tiff"}.get(suffix, suffix), **savefig_kw)
+    return path

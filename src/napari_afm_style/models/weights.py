@@ -14,7 +14,8 @@ format                                 written by
 
 Files are loaded with ``weights_only=True`` (no code runs from a weights file), so the
 dicts hold only tensors and plain Python data (see :func:`napari_afm_style._plain.plain`).
-Writes are atomic. :data:`CACHE` keeps the networks built from recently loaded files, one
+Writes are atomic and replace only a weights file of this project, never another file.
+:data:`CACHE` keeps the networks built from recently loaded files, one
 bounded cache for the predictor, the translator and the feature network alike.
 """
 
@@ -29,8 +30,10 @@ __all__ = [
     "TRANSLATOR_FORMAT",
     "TRANSLATOR_CHECKPOINT",
     "FEATURE_NET_FORMAT",
+    "FORMATS",
     "save",
     "load",
+    "is_weights_file",
     "format_of",
     "require_format",
     "generator_state_dicts",
@@ -52,10 +55,28 @@ def save(payload: dict, path) -> Path:
 
     from ..io._atomic import atomic_path
 
+    from ..io._atomic import check_overwrite
+
     path = Path(path)
+    check_overwrite(path, is_weights_file)
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(payload, tmp)
     return path
+
+
+#: every format this project writes into weights files
+FORMATS = (PREDICTOR_WEIGHTS, PREDICTOR_CHECKPOINT, TRANSLATOR_FORMAT, TRANSLATOR_CHECKPOINT, FEATURE_NET_FORMAT)
+
+
+def is_weights_file(path) -> bool:
+    """Whether ``path`` is a weights file of this project (which :func:`save` may replace).
+
+    Any other existing file (a user's data, a foreign checkpoint) is never overwritten.
+    """
+    try:
+        return format_of(load(path)) in FORMATS
+    except Exception:  # unreadable, not a torch file, or not loadable with weights_only
+        return False
 
 
 def load(path):

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io._atomic import write_json_atomic, write_text_atomic
+from ..io._atomic import save_figure, write_json_atomic, write_text_atomic
 from ..order import order_on_scans
 from .train_predictor import DEFAULT_MIX
 
@@ -432,7 +432,7 @@ def _figure(results: dict, path: Path) -> None:
                 ax.set_ylabel("density")
                 ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
 
 
 def run_experiment(config: ExperimentConfig | dict) -> dict:
