@@ -225,3 +225,32 @@ def test_translator_choice_by_resimulation_agreement(translator_choice, tmp_path
     assert all(0.2 < v <= 1 for v in ncc)  # a real re-simulation of predicted water, not noise
     assert choice["chosen"] == cfg["translator"][int(np.argmax(ncc))]
     assert "re-simulation" in choice["criterion"]
+
+
+def test_the_experiment_command_trains_reports_and_resumes(tmp_path, capsys):
+    """`afm-style experiment` as a user types it: one regime, tiny data; the report goes to
+    stdout, a second identical command resumes without training again."""
+    import os
+
+    from napari_afm_style._sample_data import EXP_STACK, data_path
+    from napari_afm_style.cli import main
+    from napari_afm_style.io import read_stack, write_stack
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    scan = read_stack(data_path(EXP_STACK))
+    write_stack(scan, exp / "scan_a.npz")
+    write_stack(scan.replace(data=scan.data[:, ::-1].copy()), exp / "scan_b.npz")
+    args = ["experiment", "--sim", str(write_shards(tmp_path / "sim", 8, seed=0)),
+            "--heldout", str(write_shards(tmp_path / "ho", 4, seed=1)), "--exp", str(exp),
+            "--out", str(tmp_path / "out"), "--regimes", "pure", "--epochs", "1", "--batch-size", "4",
+            "--lr", "1e-5", "--init-from", "pure", "--bootstrap", "20", "--jobs", "1", "--no-progress",
+            "--device", "cpu"]
+    assert main(args) == 0
+    report = capsys.readouterr().out
+    assert "| pure |" in report
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["regimes"]["pure"]["atoms"]["n_O_total"] > 0
+    stamp = os.stat(tmp_path / "out" / "runs" / "pure" / "last.pt").st_mtime_ns
+    assert main(args) == 0
+    assert os.stat(tmp_path / "out" / "runs" / "pure" / "last.pt").st_mtime_ns == stamp

@@ -250,7 +250,7 @@ def build_gui(viewer, sample: str | None = "experiment_like") -> dict:
     return widgets
 
 
-def run_gui(args) -> int:  # pragma: no cover - interactive
+def run_gui(args) -> int:
     import napari
 
     viewer = napari.Viewer(title="napari-afm-style")
