@@ -222,3 +222,31 @@ def test_cli_two_workers_and_the_held_out_theory_subset(tmp_path):
     held = _theory_files(GenerationConfig(theory_dir=str(theory), theory_subset="heldout"))
     train = _theory_files(GenerationConfig(theory_dir=str(theory), theory_subset="train"))
     assert [p.name for p in held] == ["5.xyz"] and [p.name for p in train] == [f"{i}.xyz" for i in range(5)]
+
+
+def test_tip_tilt_and_multipoles_vary_the_tip_not_the_structures(tmp_path):
+    from napari_afm_style.generate import sample_setup
+
+    plain = GenerationConfig(seed=5, **SMALL)
+    varied = GenerationConfig(seed=5, tip_tilt_A=(0.2, 0.4), tip_multipoles=("s", "pz", "dz2"), **SMALL)
+    tilts, poles = [], set()
+    for i in range(12):
+        a0, like0, tip0 = sample_setup(plain, i)
+        a1, like1, tip1 = sample_setup(varied, i)
+        # the same structure, scan and stiffness/charge: only the tip's tilt and multipole are new draws
+        np.testing.assert_array_equal(a0.positions, a1.positions)
+        np.testing.assert_array_equal(like0.heights_A, like1.heights_A)
+        assert (tip0.k_xy_N_per_m, tip0.charge_e) == (tip1.k_xy_N_per_m, tip1.charge_e)
+        assert tip0.r0_A == (0.0, 0.0, 3.0) and tip0.multipole == "dz2"
+        tilts.append(float(np.hypot(*tip1.r0_A[:2])))
+        poles.add(tip1.multipole)
+    assert 0.2 - 1e-9 <= min(tilts) and max(tilts) <= 0.4 + 1e-9 and len(set(np.round(tilts, 6))) == 12
+    assert poles == {"s", "pz", "dz2"}
+    generate_dataset(tmp_path / "v", GenerationConfig(seed=5, tip_tilt_A=(0.2, 0.4), tip_multipoles=("s", "pz"),
+                                                      **SMALL), progress=False)
+    data = load_shards(tmp_path / "v")
+    assert data["tip_r0_A"].shape == (4, 3) and set(data["tip_multipole"]) <= {"s", "pz"}
+    with pytest.raises(ValueError, match="tip_tilt_A"):
+        GenerationConfig(tip_tilt_A=(0.5, 0.2))
+    with pytest.raises(ValueError, match="tip_multipoles"):
+        GenerationConfig(tip_multipoles=("quadrupole",))

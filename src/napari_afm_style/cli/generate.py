@@ -37,6 +37,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "closer tips give the sharp-line contrast of close-approach scans")
     p.add_argument("--tip-k-xy", type=float, nargs=2, default=list(GenerationConfig.tip_k_xy_N_per_m),
                    metavar=("MIN", "MAX"), help="lateral stiffness of the CO tip, N/m (uniform per sample)")
+    p.add_argument("--tip-tilt", type=float, nargs=2, default=list(GenerationConfig.tip_tilt_A), metavar=("MIN", "MAX"),
+                   help="tilt of the CO tip: lateral offset of the probe particle from its anchor, Å (magnitude "
+                        "uniform per sample, direction random; 0 0: upright)")
+    p.add_argument("--tip-multipoles", nargs="+", default=list(GenerationConfig.tip_multipoles),
+                   choices=("s", "pz", "dz2"), help="tip charge distributions, one drawn per sample")
     p.add_argument("--workers", type=int, default=1, help="local processes")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--no-progress", action="store_true")
@@ -65,6 +70,7 @@ def run(args) -> int:
         theory_fraction=args.theory_fraction, theory_subset=args.theory_subset,
         closest_offset_A=(lo, hi), tip_k_xy_N_per_m=(klo, khi),
         theory_mirror=args.theory_mirror, theory_remove_upper=(rlo, rhi),
+        tip_tilt_A=tuple(args.tip_tilt), tip_multipoles=tuple(args.tip_multipoles),
     )
     summary = generate_dataset(args.out, config, workers=args.workers, scheduler=args.scheduler,
                                progress=not args.no_progress)

@@ -61,6 +61,11 @@ class GenerationConfig:
     overhang_A: tuple = (0.0, 6.0)
     tip_k_xy_N_per_m: tuple = (0.2, 0.3)
     tip_charge_e: tuple = (-0.15, -0.05)
+    #: magnitude range (Å) of the tip's tilt: the lateral offset of the probe particle from
+    #: the anchor (ppafm ``tipR0`` x, y) in a uniformly random direction; (0, 0): upright
+    tip_tilt_A: tuple = (0.0, 0.0)
+    #: tip charge distributions drawn from, one per sample (ppafm 's', 'pz', 'dz2')
+    tip_multipoles: tuple = ("dz2",)
     version: int = 1
     extra: dict = field(default_factory=dict)
 
@@ -76,7 +81,22 @@ class GenerationConfig:
         d["tip_charge_e"] = list(self.tip_charge_e)
         d["overhang_A"] = list(self.overhang_A)
         d["theory_remove_upper"] = list(self.theory_remove_upper)
+        d["tip_tilt_A"] = list(self.tip_tilt_A)
+        d["tip_multipoles"] = list(self.tip_multipoles)
         return d
+
+    def __post_init__(self):
+        from ..simulate import MULTIPOLES
+
+        lo, hi = (float(v) for v in self.tip_tilt_A)
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"tip_tilt_A must be 0 ≤ MIN ≤ MAX ≤ 1 Å (a CO probe 3 Å below its anchor), "
+                             f"got {self.tip_tilt_A!r}")
+        self.tip_tilt_A = (lo, hi)
+        self.tip_multipoles = tuple(self.tip_multipoles)
+        bad = [m for m in self.tip_multipoles if m not in MULTIPOLES]
+        if not self.tip_multipoles or bad:
+            raise ValueError(f"tip_multipoles must be some of {sorted(MULTIPOLES)}, got {self.tip_multipoles!r}")
 
 
 def shard_path(out_dir, index: int) -> Path:
@@ -178,10 +198,17 @@ def sample_setup(config: GenerationConfig, index: int, theory_files=None):
         k_N_per_m=config.k_N_per_m,
         amplitude_A=config.amplitude_A,
     )
-    tip = TipParameters(
-        k_xy_N_per_m=float(rng.uniform(*config.tip_k_xy_N_per_m)),
-        charge_e=float(rng.uniform(*config.tip_charge_e)),
-    )
+    k_xy = float(rng.uniform(*config.tip_k_xy_N_per_m))
+    charge = float(rng.uniform(*config.tip_charge_e))
+    # drawn only when asked for, so that data sets made before these options stay identical
+    r0 = (0.0, 0.0, 3.0)
+    if config.tip_tilt_A[1] > 0:
+        tilt, angle = float(rng.uniform(*config.tip_tilt_A)), float(rng.uniform(0.0, 2.0 * np.pi))
+        r0 = (tilt * np.cos(angle), tilt * np.sin(angle), 3.0)
+    multipole = config.tip_multipoles[0]
+    if len(config.tip_multipoles) > 1:
+        multipole = config.tip_multipoles[int(rng.integers(len(config.tip_multipoles)))]
+    tip = TipParameters(k_xy_N_per_m=k_xy, charge_e=charge, r0_A=r0, multipole=multipole)
     return atoms, like, tip
 
 
@@ -211,6 +238,8 @@ def make_sample(config: GenerationConfig, index: int, theory_files=None) -> dict
         "atom_positions_A": positions,
         "kind": atoms.info.get("kind", "generated"),
         "tip": [tip.k_xy_N_per_m, tip.charge_e],
+        "tip_r0_A": list(tip.r0_A),
+        "tip_multipole": tip.multipole,
     }
 
 
@@ -244,6 +273,8 @@ def _write_shard(config: GenerationConfig, out_dir: str, index: int, progress=No
         "atom_positions_A": positions,
         "kind": np.array([s["kind"] for s in samples]),
         "tip": np.array([s["tip"] for s in samples]),
+        "tip_r0_A": np.array([s["tip_r0_A"] for s in samples]),
+        "tip_multipole": np.array([s["tip_multipole"] for s in samples]),
         "sample_index": np.arange(start, stop),
         "seed": np.full(n, config.seed),
     }
