@@ -59,6 +59,25 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+class _DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: X)" to an option's help, unless the help already states its default
+    or there is none to state (None, False, an empty list)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or default in (None, False, argparse.SUPPRESS) or default == []
+                or not action.option_strings):
+            return text
+        if isinstance(default, (list, tuple)):
+            shown = " ".join(str(v) for v in default)
+        elif isinstance(default, dict):
+            shown = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in default.items())
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown})" if text else f"default: {shown}"
+
+
 def _verbosity_options(parser: argparse.ArgumentParser, default) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity", default=default,
@@ -112,7 +131,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_ in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_DefaultsHelpFormatter)
         # after the subcommand too (`afm-style predict -q ...`); SUPPRESS keeps a -q given
         # before the subcommand
         _verbosity_options(p, default=argparse.SUPPRESS)
