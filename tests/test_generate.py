@@ -250,3 +250,31 @@ def test_tip_tilt_and_multipoles_vary_the_tip_not_the_structures(tmp_path):
         GenerationConfig(tip_tilt_A=(0.5, 0.2))
     with pytest.raises(ValueError, match="tip_multipoles"):
         GenerationConfig(tip_multipoles=("quadrupole",))
+
+
+def test_a_runaway_simulation_is_retried_with_an_upright_default_tip(monkeypatch, caplog):
+    """ppafm's relaxation can run away for a strongly tilted s-charged tip (Δf ~1e7 Hz); the
+    sample is then simulated with the tip upright, then with the default charge, and the
+    tip actually used is what the sample records."""
+    import napari_afm_style.simulate as sim
+    from napari_afm_style.generate import make_sample
+
+    real, calls = sim.simulate, []
+
+    def flaky(atoms, like, tip, *a, **k):
+        calls.append((tip.multipole, tuple(tip.r0_A)))
+        if len(calls) < 3:
+            raise ValueError("Δf values up to 1.82e+07 Hz are not plausible")
+        return real(atoms, like, tip, *a, **k)
+
+    monkeypatch.setattr(sim, "simulate", flaky)
+    cfg = GenerationConfig(seed=5, tip_tilt_A=(0.3, 0.3), tip_multipoles=("s",), **SMALL)
+    s = make_sample(cfg, 0)
+    assert calls[0][0] == "s" and abs(np.hypot(*calls[0][1][:2]) - 0.3) < 1e-9
+    assert calls[1] == ("s", (0.0, 0.0, 3.0)) and calls[2] == ("dz2", (0.0, 0.0, 3.0))
+    assert s["tip_multipole"] == "dz2" and s["tip_r0_A"] == [0.0, 0.0, 3.0]
+    assert "retrying" in caplog.text
+    calls.clear()
+    monkeypatch.setattr(sim, "simulate", lambda *a, **k: (_ for _ in ()).throw(ValueError("always")))
+    with pytest.raises(ValueError, match="always"):
+        make_sample(cfg, 0)
