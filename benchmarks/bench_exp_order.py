@@ -8,6 +8,10 @@ the Wasserstein-1 distances of the pooled S_k and S_g to the theoretical distrib
 
     python benchmarks/bench_exp_order.py --exp ../shared/data/experiment_like
         [--models pure handcrafted style hybrid] [--strength recommended] [--max-scans N]
+        [--raw-only] [--vs pure] [--count-vs handcrafted]
+
+``--vs M`` adds, on the raw scans, the paired interval of W1(S_g)(model) − W1(S_g)(M) (negative:
+closer to theory than M); ``--count-vs M`` the ratio of O found per scan to M's.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-scans", type=int, default=None)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--raw-only", action="store_true", help="skip the backward-translated scans")
+    p.add_argument("--vs", default=None, help="model to pair W1(S_g) with, on the raw scans")
+    p.add_argument("--count-vs", default=None, help="model to compare O per scan with, on the raw scans")
     args = p.parse_args(argv)
 
     import torch
@@ -35,15 +42,18 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     _, raw = read_scans(args.exp, args.max_scans)
     strength = args.strength if args.strength == "recommended" else float(args.strength)
-    cleaned = [prepare_translation(s, "backward").at(strength) for s in raw]
+    cleaned = [] if args.raw_only else [prepare_translation(s, "backward").at(strength) for s in raw]
     n = len(raw)
+    anchors = {}
+    for m in {args.vs, args.count_vs} - {None}:
+        anchors[m] = order_on_scans([predict(s, model=load_model(m)) for s in raw])
     print(f"{n} scans from {args.exp}; backward strength {args.strength}")
     print(f"{'model':12s} {'input':9s} {'O/scan':>7s} {'centres':>8s} {'W1(S_k)':>8s} {'W1(S_g) [95 %]':>24s} "
           f"{'Δ W1(S_g) backward − raw [95 %]':>32s}")
     for name in args.models or list_models():
         model = load_model(name)
         orders = {}
-        for label, stacks in (("raw", raw), ("backward", cleaned)):
+        for label, stacks in (("raw", raw),) + ((("backward", cleaned),) if cleaned else ()):
             o = order_on_scans([predict(s, model=model) for s in stacks])
             orders[label] = o
             if len(o["S_k"]) == 0:
@@ -57,6 +67,13 @@ def main(argv=None) -> int:
                      if label == "backward" else "")
             print(f"{name:12s} {label:9s} {o['n_O'].mean():7.1f} {len(o['S_k']):8d} {d['wasserstein_S_k']:8.4f} "
                   f"{d['wasserstein_S_g']:8.3f} [{ci[0]:.3f}, {ci[1]:.3f}] {delta:>32s}", flush=True)
+            if label == "raw" and args.count_vs:
+                ratio = o["n_O"].mean() / anchors[args.count_vs]["n_O"].mean()
+                print(f"{'':22s} O per scan / {args.count_vs}'s: {ratio:.3f}")
+            if label == "raw" and args.vs:
+                pv = bootstrap_order_distances(o, n, n_boot=args.bootstrap, baseline=anchors[args.vs])
+                lo, hi = pv["delta_vs_pure_S_g_ci95"]
+                print(f"{'':22s} W1(S_g) − {args.vs}'s, paired 95 %: [{lo:+.3f}, {hi:+.3f}]", flush=True)
     return 0
 
 
