@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..training.generate import GenerationConfig, generate_dataset
+from ..training.generate import GenerationConfig, generate_dataset, parse_shard_range
 
 __all__ = ["configure", "run"]
 
@@ -37,8 +37,18 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "closer tips give the sharp-line contrast of close-approach scans")
     p.add_argument("--tip-k-xy", type=float, nargs=2, default=list(GenerationConfig.tip_k_xy_N_per_m),
                    metavar=("MIN", "MAX"), help="lateral stiffness of the CO tip, N/m (uniform per sample)")
-    p.add_argument("--workers", type=int, default=1, help="local processes")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--workers", type=int, default=1, help="local processes (default 1)")
+    p.add_argument("--shards", default=None, metavar="I:J",
+                   help="make only shards I … J-1 of the set (also I: or I), e.g. one range per SLURM array "
+                        "task, all writing into the same folder; default: all shards")
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--scheduler", default=None,
+                      help="Dask scheduler address, e.g. tcp://host:8786 (default: no Dask)")
+    dask.add_argument("--scheduler-file", default=None, metavar="FILE",
+                      help="connect to the Dask cluster described by FILE (dask-scheduler --scheduler-file); "
+                           "the workers must see OUT at the same path (default: no Dask)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="with Dask: resubmit a failed shard task up to this many times (default 2)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -67,6 +77,8 @@ def run(args) -> int:
         theory_mirror=args.theory_mirror, theory_remove_upper=(rlo, rhi),
     )
     summary = generate_dataset(args.out, config, workers=args.workers, scheduler=args.scheduler,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress,
+                               shards=parse_shard_range(args.shards) if args.shards else None,
+                               scheduler_file=args.scheduler_file, retries=args.retries)
     print(json.dumps(summary, indent=2))
     return 0
