@@ -45,7 +45,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     dask.add_argument("--scheduler", default=None,
                       help="Dask scheduler address, e.g. tcp://host:8786 (default: no Dask)")
     dask.add_argument("--scheduler-file", default=None, metavar="FILE",
-                      help="connect to the Dask cluster described by FILE (dask-scheduler --scheduler-file); "
+                      help="connect to the Dask cluster described by FILE (`dask scheduler --scheduler-file FILE`); "
                            "the workers must see OUT at the same path (default: no Dask)")
     p.add_argument("--retries", type=int, default=2,
                    help="with Dask: resubmit a failed shard task up to this many times (default 2)")
