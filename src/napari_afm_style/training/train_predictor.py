@@ -40,9 +40,10 @@ generators, so a run interrupted at any batch and resumed gives the same weights
 uninterrupted one (on the same device and thread count). Checkpoints are written
 atomically after every epoch, on Ctrl-C and when ``max_minutes`` is reached.
 
-The module is a little over 700 lines because :func:`train` is one resumable loop whose
+The module is about 800 lines because :func:`train` is one resumable loop whose
 state (data order, regimes, validation, checkpoints) must stay together to resume
-exactly; the command line lives in ``cli/train_predictor.py``.
+exactly; the command line lives in ``cli/train_predictor.py``, the mechanics of several
+processes (``torchrun``) and of DataLoader workers in :mod:`.distributed`.
 """
 
 from __future__ import annotations
