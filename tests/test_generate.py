@@ -278,3 +278,59 @@ def test_a_runaway_simulation_is_retried_with_an_upright_default_tip(monkeypatch
     monkeypatch.setattr(sim, "simulate", lambda *a, **k: (_ for _ in ()).throw(ValueError("always")))
     with pytest.raises(ValueError, match="always"):
         make_sample(cfg, 0)
+
+
+def test_shard_ranges_fill_the_set_like_one_run(tmp_path):
+    """Two range jobs (a SLURM array) writing into one folder make the set one run makes,
+    byte for byte, and the folder stays resumable in between."""
+    from napari_afm_style.cli import main
+
+    common = ["-n", "3", "--shard-size", "1", "--size-px", "40", "--pixel-size", "0.25", "--n-heights", "2",
+              "--seed", "4", "--no-progress"]
+    assert main(["generate", str(tmp_path / "full"), *common]) == 0
+    cfg = GenerationConfig(seed=4, n_samples=3, shard_size=1, size_px=40, pixel_size_A=0.25, n_heights=2)
+    first = generate_dataset(tmp_path / "ranges", cfg, shards="2:", progress=False)
+    assert (first["shards"], first["shards_written"], first["shards_missing_in_set"]) == ([2, 3], 1, 2)
+    assert not shard_path(tmp_path / "ranges", 0).exists()
+    # the second job, through the command line; the manifest is the one of the full run
+    assert main(["generate", str(tmp_path / "ranges"), "--shards", "0:2", *common]) == 0
+    for name in ("dataset.json", "shard_00000.npz", "shard_00001.npz", "shard_00002.npz"):
+        assert (tmp_path / "ranges" / name).read_bytes() == (tmp_path / "full" / name).read_bytes(), name
+    again = generate_dataset(tmp_path / "ranges", cfg, shards=(1, None), progress=False)
+    assert again["shards_skipped"] == 2 and again["shards_written"] == 0 and again["shards_missing_in_set"] == 0
+    with pytest.raises(ValueError, match="shard range"):
+        generate_dataset(tmp_path / "ranges", cfg, shards="2:5", progress=False)
+    with pytest.raises(ValueError, match="other parameters"):
+        generate_dataset(tmp_path / "ranges", GenerationConfig(seed=5, **{**SMALL, "n_samples": 3}),
+                         shards="0:1", progress=False)
+
+
+@pytest.mark.slow
+def test_dask_scheduler_file_and_retries(tmp_path, monkeypatch):
+    """A cluster found through its scheduler file; a shard task that fails once is retried."""
+    distributed = pytest.importorskip("dask.distributed")
+    from napari_afm_style.training import generate as gen
+
+    cfg = GenerationConfig(seed=11, **SMALL)
+    real, marker = gen._write_shard, tmp_path / "failed_once"
+
+    def flaky(config, out_dir, index, progress=None):
+        if index == 1 and not marker.exists():
+            marker.write_text("x")
+            raise OSError("worker lost its file system")
+        return real(config, out_dir, index, progress)
+
+    monkeypatch.setattr(gen, "_write_shard", flaky)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        client.write_scheduler_file(str(tmp_path / "scheduler.json"))
+        with pytest.raises(ValueError, match="not both"):
+            generate_dataset(tmp_path / "x", cfg, scheduler=cluster.scheduler_address,
+                             scheduler_file=tmp_path / "scheduler.json", progress=False)
+        summary = generate_dataset(tmp_path / "dask", cfg, scheduler_file=tmp_path / "scheduler.json",
+                                   retries=1, progress=False)
+    assert marker.exists() and summary["shards_written"] == 2
+    monkeypatch.setattr(gen, "_write_shard", real)
+    generate_dataset(tmp_path / "local", cfg, progress=False)
+    for k in range(2):
+        assert shard_path(tmp_path / "dask", k).read_bytes() == shard_path(tmp_path / "local", k).read_bytes()

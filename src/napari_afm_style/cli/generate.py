@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..training.generate import GenerationConfig, generate_dataset
+from ..training.generate import GenerationConfig, generate_dataset, parse_shard_range
 
 __all__ = ["configure", "run"]
 
@@ -42,8 +42,18 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "uniform per sample, direction random; 0 0: upright)")
     p.add_argument("--tip-multipoles", nargs="+", default=list(GenerationConfig.tip_multipoles),
                    choices=("s", "pz", "dz2"), help="tip charge distributions, one drawn per sample")
-    p.add_argument("--workers", type=int, default=1, help="local processes")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://host:8786")
+    p.add_argument("--workers", type=int, default=1, help="local processes (default 1)")
+    p.add_argument("--shards", default=None, metavar="I:J",
+                   help="make only shards I … J-1 of the set (also I: or I), e.g. one range per SLURM array "
+                        "task, all writing into the same folder; default: all shards")
+    dask = p.add_mutually_exclusive_group()
+    dask.add_argument("--scheduler", default=None,
+                      help="Dask scheduler address, e.g. tcp://host:8786 (default: no Dask)")
+    dask.add_argument("--scheduler-file", default=None, metavar="FILE",
+                      help="connect to the Dask cluster described by FILE (`dask scheduler --scheduler-file FILE`); "
+                           "the workers must see OUT at the same path (default: no Dask)")
+    p.add_argument("--retries", type=int, default=2,
+                   help="with Dask: resubmit a failed shard task up to this many times (default 2)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -73,6 +83,8 @@ def run(args) -> int:
         tip_tilt_A=tuple(args.tip_tilt), tip_multipoles=tuple(args.tip_multipoles),
     )
     summary = generate_dataset(args.out, config, workers=args.workers, scheduler=args.scheduler,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress,
+                               shards=parse_shard_range(args.shards) if args.shards else None,
+                               scheduler_file=args.scheduler_file, retries=args.retries)
     print(json.dumps(summary, indent=2))
     return 0

@@ -42,7 +42,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "then perturbed), e.g. sim=0.25,handcrafted=0.25,style=0.25,style_handcrafted=0.25")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"epochs of the run (default {DEFAULT_EPOCHS}; with --resume: the stored run's, unless given)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="samples per optimiser step (default 16); under torchrun the global batch, split "
+                        "across the processes")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="checkpoint folder (last.pt, best.pt, history.json)")
@@ -62,6 +64,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="quality-focal modulation |target − p|^β of the loss (0: off; 2 is the usual choice)")
     p.add_argument("--val-max-samples", type=int, default=512)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--loader-workers", type=int, default=0, metavar="N",
+                   help="DataLoader worker processes that build the batches (default 0: on the training "
+                        "thread); the batches are the same for any N. Under torchrun: per process")
     p.add_argument("--init-from", default=None,
                    help="start from the weights of another run (checkpoint or run folder): fine-tuning")
     p.add_argument("--export", default=None, help="after training, export weights (+ model card) to this .pt")
@@ -77,11 +82,16 @@ def run(args) -> int:
         max_minutes=args.max_minutes, resume=args.resume, crop_px=tuple(args.crop_px),
         perturb_strength=args.perturb_strength, pos_weight=args.pos_weight, focal_beta=args.focal_beta,
         val_max_samples=args.val_max_samples, max_steps=args.max_steps, num_threads=args.num_threads,
+        loader_workers=args.loader_workers,
         model={k: v for k, v in (("base_channels", args.base_channels), ("depth", args.depth),
                                  ("z_min_A", args.z_min_A)) if v is not None},
         init_from=args.init_from, progress=not args.no_progress, command="afm-style " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )
+    from ..training.distributed import is_main_process
+
     history = train(cfg)
+    if not is_main_process():  # a torchrun rank other than 0: rank 0 reports and exports
+        return 0
     if history:
         print(f"done: {len(history)} epoch(s) in {args.out}; last: {format_val(history[-1]['val'], ('O', 'H'))}"
               if "O_f1" in history[-1]["val"] else f"done: {len(history)} epoch(s)")

@@ -90,6 +90,13 @@ class ShardFolder:
         except _UNREADABLE:
             return False
 
+    def incomplete(self, expected) -> list[int]:
+        """Indices of the shards that are missing or incomplete, where ``expected[k]`` is
+        the number of samples shard ``k`` must hold (a sequence, or a mapping from shard
+        index to count for part of a set)."""
+        items = expected.items() if isinstance(expected, dict) else enumerate(expected)
+        return [int(k) for k, n in items if not self.is_complete(self.shard_path(int(k)), int(n))]
+
     def lengths(self) -> list[int]:
         """Samples per shard, in :meth:`shards` order."""
         return [self.n_samples(p) for p in self.shards()]

@@ -7,6 +7,13 @@ the number of workers or the order in which shards finish. A shard is written to
 temporary file and renamed, so an interrupted run leaves only complete shards; running
 the same command again skips those and produces the rest.
 
+Scaling out: ``shards=(i, j)`` makes only shards ``i … j-1`` of the set, so independent
+jobs (a SLURM array) can each fill a disjoint range of the same folder on a shared file
+system, with no scheduler; every job writes (or checks) the same ``dataset.json``, and the
+set is complete when every range is (a run without a range fills what is missing).
+Alternatively the shards become tasks of a Dask cluster (``scheduler`` address or
+``scheduler_file``), resubmitted up to ``retries`` times when a worker fails.
+
 Structures come from the project's water/ice generator and, optionally, from a folder
 of theoretical structures (ppafm XYZ), randomly rotated and cropped to the window.
 """
@@ -23,7 +30,8 @@ import numpy as np
 from ..io._atomic import write_json_atomic
 from ..io.shards import ShardFolder
 
-__all__ = ["GenerationConfig", "generate_dataset", "make_sample", "sample_setup", "load_shards", "shard_path"]
+__all__ = ["GenerationConfig", "generate_dataset", "make_sample", "sample_setup", "load_shards", "shard_path",
+           "parse_shard_range"]
 
 ADSORBATE = ("H", "O")
 MAX_ATOMS = 256
@@ -320,21 +328,62 @@ def _check_or_write_manifest(config: GenerationConfig, out: Path) -> None:
     manifest = ShardFolder(out).manifest_path
     info = {"format": "napari-afm-style training shards", "config": config.to_json(),
             "n_shards": config.n_shards, "units": {"df": "Hz", "positions": "angstrom"}}
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
+
+    def check(old: dict) -> None:
         # a field added since the set was made had its default value then
         if GenerationConfig().to_json() | old.get("config", {}) != info["config"]:
             raise ValueError(
                 f"{out} holds a data set made with other parameters; resume it with the same "
                 "arguments or choose another output folder"
             )
+
+    if manifest.exists():
+        check(json.loads(manifest.read_text()))
         return
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(manifest, info, indent=2)
+    try:
+        write_json_atomic(manifest, info, indent=2)
+    except FileNotFoundError:
+        # jobs starting together on other nodes write the same manifest; one of them may
+        # have cleared our temporary file as an orphan (its process is not on that node)
+        if not manifest.exists():
+            raise
+    check(json.loads(manifest.read_text()))  # whoever won the race wrote the same parameters
+
+
+def parse_shard_range(text: str) -> tuple:
+    """``"i:j"`` (shards i … j-1), ``"i:"`` (i to the end), ``":j"`` or ``"i"`` (one shard)
+    as ``(start, stop)``, stop None for "to the end"."""
+    t = str(text).strip()
+    try:
+        if ":" not in t:
+            start = int(t)
+            return start, start + 1
+        a, b = t.split(":", 1)
+        return (int(a) if a.strip() else 0), (int(b) if b.strip() else None)
+    except ValueError:
+        raise ValueError(f"a shard range is I:J (shards I … J-1), I: or I; got {text!r}") from None
+
+
+def _shard_range(config: GenerationConfig, shards) -> range:
+    if shards is None:
+        return range(config.n_shards)
+    if isinstance(shards, str):
+        shards = parse_shard_range(shards)
+    if isinstance(shards, range):
+        start, stop = shards.start, shards.stop
+    else:
+        start, stop = shards
+    stop = config.n_shards if stop is None else int(stop)
+    if not 0 <= int(start) < stop <= config.n_shards:
+        raise ValueError(f"shard range {start}:{stop} is not within the set's {config.n_shards} shards "
+                         f"(0:{config.n_shards}; the stop is exclusive)")
+    return range(int(start), stop)
 
 
 def generate_dataset(out_dir, config: GenerationConfig, workers: int = 1,
-                     scheduler: str | None = None, progress: bool = True) -> dict:
+                     scheduler: str | None = None, progress: bool = True, shards=None,
+                     scheduler_file: str | None = None, retries: int = 2) -> dict:
     """Generate (or resume) the data set described by ``config`` into ``out_dir``.
 
     Parameters
@@ -344,28 +393,47 @@ def generate_dataset(out_dir, config: GenerationConfig, workers: int = 1,
     scheduler : str, optional
         Address of a Dask distributed scheduler (``tcp://host:8786``); shards become
         Dask tasks and each worker writes its shards to ``out_dir`` (which must be on a
-        file system the workers share).
+        file system the workers share, at the same path).
+    shards : (start, stop), range or "i:j", optional
+        Make only shards ``start … stop-1`` (stop None: to the end) of the set: one job
+        of several that fill the same folder (e.g. a SLURM array). Default: all.
+    scheduler_file : path, optional
+        Connect to the Dask cluster described by this file (``dask-scheduler
+        --scheduler-file``) instead of an address.
+    retries : int
+        With Dask: resubmit a failed shard task up to this many times (a lost worker,
+        a node failure); the shard is written again from its seed, so a retry gives the
+        same shard.
 
-    Returns a summary dict: shards written/skipped, samples, seconds, samples per second.
+    Returns a summary dict: shards written/skipped (within the range), samples, seconds,
+    samples per second, the range, and the shards of the whole set still missing.
     """
     from tqdm.auto import tqdm
 
+    if scheduler and scheduler_file:
+        raise ValueError("give a Dask scheduler address or a scheduler file, not both")
+    if retries < 0:
+        raise ValueError(f"retries must be ≥ 0, got {retries}")
     out = Path(out_dir)
+    selected = _shard_range(config, shards)
     _check_or_write_manifest(config, out)
-    todo = []
-    for k in range(config.n_shards):
-        expected = min(config.shard_size, config.n_samples - k * config.shard_size)
-        if not shard_is_complete(shard_path(out, k), expected):
-            todo.append(k)
-    n_todo = sum(min(config.shard_size, config.n_samples - k * config.shard_size) for k in todo)
+
+    def n_in(k: int) -> int:
+        return min(config.shard_size, config.n_samples - k * config.shard_size)
+
+    folder = ShardFolder(out)
+    todo = folder.incomplete({k: n_in(k) for k in selected})
+    n_todo = sum(n_in(k) for k in todo)
     t0 = time.perf_counter()
     bar = tqdm(total=n_todo, desc="simulating", unit="stack", disable=not progress)
     try:
-        if scheduler:
+        if scheduler or scheduler_file:
             from dask.distributed import Client, as_completed
 
-            with Client(scheduler) as client:
-                futures = {client.submit(_write_shard, config, str(out), k, pure=False): k for k in todo}
+            client = Client(scheduler_file=str(scheduler_file)) if scheduler_file else Client(scheduler)
+            with client:
+                futures = {client.submit(_write_shard, config, str(out), k, pure=False, retries=retries): k
+                           for k in todo}
                 for fut in as_completed(futures):
                     fut.result()
                     k = futures[fut]
@@ -386,9 +454,12 @@ def generate_dataset(out_dir, config: GenerationConfig, workers: int = 1,
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
+    missing = folder.incomplete([n_in(k) for k in range(config.n_shards)]) if len(selected) < config.n_shards \
+        else []
     return {"out_dir": str(out), "shards_written": len(todo),
-            "shards_skipped": config.n_shards - len(todo), "samples_simulated": n_todo,
-            "seconds": seconds, "stacks_per_s": n_todo / seconds if seconds > 0 and n_todo else 0.0}
+            "shards_skipped": len(selected) - len(todo), "samples_simulated": n_todo,
+            "seconds": seconds, "stacks_per_s": n_todo / seconds if seconds > 0 and n_todo else 0.0,
+            "shards": [selected.start, selected.stop], "shards_missing_in_set": len(missing)}
 
 
 def load_shards(data_dir) -> dict:

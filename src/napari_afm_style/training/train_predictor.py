@@ -40,9 +40,10 @@ generators, so a run interrupted at any batch and resumed gives the same weights
 uninterrupted one (on the same device and thread count). Checkpoints are written
 atomically after every epoch, on Ctrl-C and when ``max_minutes`` is reached.
 
-The module is a little over 700 lines because :func:`train` is one resumable loop whose
+The module is about 800 lines because :func:`train` is one resumable loop whose
 state (data order, regimes, validation, checkpoints) must stay together to resume
-exactly; the command line lives in ``cli/train_predictor.py``.
+exactly; the command line lives in ``cli/train_predictor.py``, the mechanics of several
+processes (``torchrun``) and of DataLoader workers in :mod:`.distributed`.
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ class TrainConfig:
     model: dict = field(default_factory=dict)
     max_steps: int | None = None
     num_threads: int | None = None
+    #: DataLoader worker processes building the batches (0: on the training thread); the
+    #: batches are the same either way
+    loader_workers: int = 0
     progress: bool = True
     #: start a new run from another run's weights (fine-tuning, e.g. handcrafted from pure)
     init_from: str | None = None
@@ -142,6 +146,8 @@ class TrainConfig:
             raise ValueError(f"focal_beta must be ≥ 0 (0: plain weighted BCE), got {self.focal_beta}")
         if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be ≥ 1")
+        if self.loader_workers < 0:
+            raise ValueError(f"loader_workers must be ≥ 0, got {self.loader_workers}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -152,8 +158,13 @@ class TrainConfig:
 
 # -- pieces ------------------------------------------------------------------------------------
 
-def heatmap_loss(logits, target, pos_weight: float = 20.0, focal_beta: float = 0.0):
-    """Target-weighted BCE on logits, optionally quality-focal (see the module docstring)."""
+def heatmap_loss(logits, target, pos_weight: float = 20.0, focal_beta: float = 0.0, denominator=None):
+    """Target-weighted BCE on logits, optionally quality-focal (see the module docstring).
+
+    ``denominator``: divide the weighted sum by this instead of the summed weights of
+    ``target`` (a rank's share of a global batch is divided by the weight of the whole
+    batch, so the shares add up to the loss of the whole batch).
+    """
     import torch
     from torch.nn import functional as F
 
@@ -161,7 +172,7 @@ def heatmap_loss(logits, target, pos_weight: float = 20.0, focal_beta: float = 0
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     if focal_beta > 0:
         bce = bce * (target - torch.sigmoid(logits)).abs() ** focal_beta
-    return (w * bce).sum() / w.sum()
+    return (w * bce).sum() / (w.sum() if denominator is None else denominator)
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -264,27 +275,40 @@ class _Data:
             batches.append((int(rng.choice(sizes)), items[b:b + cfg.batch_size]))
         return batches
 
-    def batch(self, epoch: int, b: int, crop_px: int, items):
-        """Arrays (x, target) of one training batch, augmented deterministically."""
+    def batch(self, epoch: int, b: int, crop_px: int, items, keep=None):
+        """Arrays (x, target) of one training batch, augmented deterministically.
+
+        ``keep`` (positions in ``items``, e.g. a ``range``): return only those examples
+        (one rank's share of a global batch), identical to the same rows of the whole
+        batch. The random draws of the other examples are replayed so that the kept ones
+        see the same generator state, but their style translation, the costly part, is
+        skipped (no draw depends on the translated values).
+        """
         from .dataset import make_example, prepare_sample
 
         rng = np.random.default_rng([self.cfg.seed, epoch, b, 2])
+        keep = set(range(len(items))) if keep is None else set(keep)
         preps = []
         for kind, i in items:
             src = self.style if kind in STYLE_KINDS and self.style is not None else self.sim
             preps.append((kind, prepare_sample(src[i], self.mcfg)))
         size = min([crop_px] + [min(p.data.shape[-2:]) for _, p in preps])
         xs, ts = [], []
-        for kind, prep in preps:
+        for j, (kind, prep) in enumerate(preps):
             transform = None
             if kind in STYLE_KINDS and self.translators:
                 transform = self._style_transform(rng)
             perturbed = kind in ("handcrafted", "style_handcrafted")
             strength = rng.uniform(0, self.cfg.perturb_strength) if perturbed else None
             x, t, _, _ = make_example(prep, self.mcfg, rng, crop_px=size, perturb_strength=strength,
-                                      transform=transform)
-            xs.append(x)
-            ts.append(t)
+                                      transform=transform if j in keep else None)
+            if j in keep:
+                xs.append(x)
+                ts.append(t)
+        if not xs:  # an empty share (a global batch smaller than the number of ranks)
+            n_el, n_z = self.mcfg.n_elements, self.mcfg.n_zbins
+            return (np.zeros((0, self.mcfg.n_heights, size, size), np.float32),
+                    np.zeros((0, n_el, n_z, size, size), np.float32))
         return np.stack(xs), np.stack(ts)
 
     def _style_transform(self, rng):
@@ -431,7 +455,7 @@ def _check_same_data(out: Path, stored: dict, now: dict) -> None:
 def _merge_resume(stored: dict, cfg: TrainConfig) -> TrainConfig:
     """Keep the stored run's definition; take only run-control settings from ``cfg``."""
     control = ("epochs", "device", "max_minutes", "resume", "max_steps", "num_threads", "progress",
-               "cache_mb", "out", "val_max_samples")
+               "cache_mb", "out", "val_max_samples", "loader_workers")
     merged = dict(stored)
     new = cfg.to_dict()
     changed = [k for k in new if k not in control and k != "command" and k in stored and new[k] != stored[k]]
@@ -464,12 +488,33 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         Re-raised after a loadable checkpoint has been written.
     FileExistsError
         ``out`` already holds a run and ``resume`` is not set.
+
+    Notes
+    -----
+    Started by ``torchrun`` (``WORLD_SIZE`` > 1 in the environment), every process trains
+    a replica with DistributedDataParallel (:mod:`.distributed`): each takes its share of
+    every global batch of ``batch_size`` samples, batch norms are synchronised, and only
+    rank 0 writes files and prints. The result is the single-process run's up to
+    floating-point summation order; a run can be resumed with another number of
+    processes.
     """
+    from .distributed import DistContext
+
+    ctx = DistContext.from_env()
+    try:
+        return _train(config, callback, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(config, callback, ctx) -> list[dict]:
     import torch
 
     from ..models.predictor import AtomPredictor, PredictorConfig
+    from .distributed import PlanBatches, all_reduce_sum, iterate_batches, state_digest, sync_batchnorm
 
     cfg = config if isinstance(config, TrainConfig) else TrainConfig(**config)
+    main = ctx.is_main
     out = Path(cfg.out)
     last_path, best_path = out / "last.pt", out / "best.pt"
     ckpt = None
@@ -479,16 +524,17 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
                                   "it or choose another --out")
         ckpt = weights.load(last_path)
         cfg = _merge_resume(ckpt["train_config"], cfg)
-    elif cfg.resume:
+    elif cfg.resume and main:
         print(f"note: nothing to resume in {out}; starting a new run", file=sys.stderr)
     if cfg.epochs is None:
         cfg = replace(cfg, epochs=DEFAULT_EPOCHS)
     if cfg.num_threads:
         torch.set_num_threads(int(cfg.num_threads))
     try:
-        device = resolve_device(cfg.device)
+        device = ctx.device(resolve_device(cfg.device))
     except ValueError as e:  # a training run reports an unusable device as a RuntimeError
         raise RuntimeError(str(e)) from None
+    ctx.setup(device)
     torch.manual_seed(cfg.seed)
     src = None
     if ckpt:
@@ -502,9 +548,9 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
     else:
         mcfg = PredictorConfig(**cfg.model)
     data = _Data(cfg, mcfg)  # targets follow the model's depth bins
-    if device != "cpu":
+    if device != "cpu" and not cfg.loader_workers:
         # on-the-fly style images: translate on the training GPU (copies: the translators
-        # loaded for inference stay on the CPU)
+        # loaded for inference stay on the CPU); loader workers translate on the CPU
         data.translators = [t.to(device) for t in data.translators]
     net = AtomPredictor(mcfg).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -521,7 +567,8 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         best = dict(ckpt["best"])
         elapsed_before = float(ckpt.get("time_s", 0.0))
         torch.set_rng_state(ckpt["torch_rng"])
-        print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
+        if main:
+            print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
     elif src is not None:
         source_net, how = src.net, ""
         if _widenable(src.config, mcfg):
@@ -534,10 +581,24 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         copied = {k: v for k, v in source_net.state_dict().items() if k in own and own[k].shape == v.shape}
         net.load_state_dict({**own, **copied})
         fresh = sorted(set(own) - set(copied))
-        print(f"initialised from {src.source}{how}" + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""),
-              file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "train_config.json", cfg.to_dict(), indent=1)
+        if main:
+            print(f"initialised from {src.source}{how}"
+                  + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""), file=sys.stderr)
+    model = net  # the replica that is trained, evaluated and saved
+    if ctx.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # every rank has read the same checkpoint (or none) before rank 0 writes anything
+        ctx.barrier()
+        net = sync_batchnorm(net, device)
+        model = net
+        net = DistributedDataParallel(net, device_ids=[device] if device.startswith("cuda") else None)
+        if main:
+            print(f"distributed: {ctx.world_size} processes ({'nccl' if device.startswith('cuda') else 'gloo'}), "
+                  f"global batch {cfg.batch_size}", file=sys.stderr)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "train_config.json", cfg.to_dict(), indent=1)
     first_key = f"{mcfg.elements[0]}_f1"
     steps = data.steps_per_epoch()
     total_steps = steps * cfg.epochs
@@ -551,16 +612,31 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
         return {
             "format": weights.PREDICTOR_CHECKPOINT, "version": 1,
             "model_config": mcfg.to_dict(), "train_config": cfg.to_dict(),
-            "model_state": net.state_dict(), "optimizer_state": opt.state_dict(),
+            "model_state": model.state_dict(), "optimizer_state": opt.state_dict(),
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "running": running, "history": history, "best": best,
             "best_threshold": best.get("threshold"),
             "torch_rng": torch.get_rng_state(), "time_s": elapsed_before + time.monotonic() - t0,
             "data": plain(provenance), "epoch_complete": complete_epoch,
+            "world_size": ctx.world_size, "replica_digests": replica_digests,
         }
 
+    def save(path, blob):
+        if main:
+            _save(path, blob)
+
     def write_history():
-        write_json_atomic(out / "history.json", plain(history), indent=1)
+        if main:
+            write_json_atomic(out / "history.json", plain(history), indent=1)
+
+    replica_digests = None
+
+    def check_replicas() -> None:
+        """Compare the replicas (every rank must call it); they must all be equal."""
+        nonlocal replica_digests
+        replica_digests = ctx.gather_objects(state_digest(model))
+        if len(set(replica_digests)) > 1:
+            raise RuntimeError(f"the {ctx.world_size} model replicas diverged (digests {replica_digests})")
 
     val_examples = None
     stop_reason = None
@@ -571,27 +647,40 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
             plan = data.plan(epoch)
             net.train()
             bar = tqdm(total=len(plan), initial=step_in_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       unit="batch", disable=not cfg.progress, leave=False)
-            for b in range(step_in_epoch, len(plan)):
-                crop_px, items = plan[b]
-                x, t = data.batch(epoch, b, crop_px, items)
+                       unit="batch", disable=not (cfg.progress and main), leave=False)
+            batches = PlanBatches(data.batch, epoch, plan, step_in_epoch,
+                                  ctx.share if ctx.distributed else None)
+            for b, x, t, n_items in iterate_batches(batches, cfg.loader_workers):
                 for g in opt.param_groups:
                     g["lr"] = _lr_at(global_step, total_steps, cfg)
-                xt = torch.from_numpy(x).to(device)
-                tt = torch.from_numpy(t).to(device)
-                loss = heatmap_loss(net(xt), tt, cfg.pos_weight, cfg.focal_beta)
+                xt = torch.as_tensor(x).to(device)
+                tt = torch.as_tensor(t).to(device)
+                if ctx.distributed:
+                    # this rank's share, over the weight of the whole global batch; the
+                    # gradients DDP averages then add up to the single-process gradient
+                    den = all_reduce_sum((1.0 + cfg.pos_weight * tt).sum().detach().double()).to(tt.dtype)
+                    loss = heatmap_loss(net(xt), tt, cfg.pos_weight, cfg.focal_beta, denominator=den)
+                else:
+                    loss = heatmap_loss(net(xt), tt, cfg.pos_weight, cfg.focal_beta)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss * ctx.world_size if ctx.distributed else loss).backward()
                 opt.step()
-                lv = float(loss.detach())
-                running["loss_sum"] += lv * len(items)
-                running["n"] += len(items)
+                too_long = cfg.max_minutes is not None and time.monotonic() - t0 > 60 * cfg.max_minutes
+                if ctx.distributed:
+                    # the global loss, and one decision to stop for all ranks
+                    agreed = all_reduce_sum(torch.stack([loss.detach().double().cpu(),
+                                                         torch.tensor(float(too_long), dtype=torch.float64)]))
+                    lv, too_long = float(agreed[0]), bool(agreed[1] > 0)
+                else:
+                    lv = float(loss.detach())
+                running["loss_sum"] += lv * n_items
+                running["n"] += n_items
                 step_in_epoch, global_step = b + 1, global_step + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{lv:.4f}")
                 if callback is not None:
                     callback(epoch, b, lv)
-                if cfg.max_minutes is not None and time.monotonic() - t0 > 60 * cfg.max_minutes:
+                if too_long:
                     stop_reason = f"time limit of {cfg.max_minutes} min reached"
                 elif cfg.max_steps is not None and global_step >= cfg.max_steps:
                     stop_reason = f"step limit of {cfg.max_steps} reached"
@@ -600,39 +689,49 @@ def train(config: TrainConfig | dict, callback=None) -> list[dict]:
             bar.close()
             if stop_reason and step_in_epoch < len(plan):
                 break
-            # end of epoch: validate, log, checkpoint
+            # end of epoch: validate, log, checkpoint (every rank validates: the same
+            # weights, so the same history and best epoch everywhere)
+            if ctx.distributed:
+                check_replicas()
             if val_examples is None:
                 val_examples = data.validation_examples()
-            val = evaluate(net, val_examples, mcfg, device, pos_weight=cfg.pos_weight, focal_beta=cfg.focal_beta)
+            val = evaluate(model, val_examples, mcfg, device, pos_weight=cfg.pos_weight, focal_beta=cfg.focal_beta)
             entry = {"epoch": epoch + 1, "train_loss": running["loss_sum"] / max(running["n"], 1),
                      "lr": _lr_at(global_step - 1, total_steps, cfg), "steps": global_step,
                      "time_s": elapsed_before + time.monotonic() - t0, "val": val}
             history.append(plain(entry))
-            print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {entry['train_loss']:.4f}  "
-                  + format_val(val, mcfg.elements), flush=True)
+            if main:
+                print(f"epoch {epoch + 1}/{cfg.epochs}: train loss {entry['train_loss']:.4f}  "
+                      + format_val(val, mcfg.elements), flush=True)
             epoch, step_in_epoch = epoch + 1, 0
             running = {"loss_sum": 0.0, "n": 0}
             improved = val[first_key] > best["O_f1"]
             if improved:
                 best = {"O_f1": float(val[first_key]), "epoch": epoch, "threshold": val["best_threshold"]}
             blob = state(True)
-            _save(last_path, blob)
+            save(last_path, blob)
             if improved:
-                _save(best_path, blob)
+                save(best_path, blob)
             write_history()
     except BaseException:
         # Ctrl-C or any failure mid-run: keep what was learnt (an atomic write, so the
         # previous checkpoint survives if this one is interrupted too)
         if global_step == start_step:
             raise
-        _save(last_path, state(False))
+        save(last_path, state(False))
         write_history()
-        print(f"training interrupted; checkpoint saved to {last_path} (continue with --resume)", file=sys.stderr)
+        if main:
+            print(f"training interrupted; checkpoint saved to {last_path} (continue with --resume)",
+                  file=sys.stderr)
         raise
     if stop_reason:
-        _save(last_path, state(step_in_epoch == 0))
+        if ctx.distributed:
+            check_replicas()
+        save(last_path, state(step_in_epoch == 0))
         write_history()
-        print(f"stopped: {stop_reason}; checkpoint saved to {last_path} (continue with --resume)", file=sys.stderr)
+        if main:
+            print(f"stopped: {stop_reason}; checkpoint saved to {last_path} (continue with --resume)",
+                  file=sys.stderr)
     return history
 
 
