@@ -13,17 +13,18 @@ __all__ = ["configure", "run"]
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output folder (created; an existing one is resumed)")
-    p.add_argument("-n", "--n-samples", type=int, default=64)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shard-size", type=int, default=16)
+    p.add_argument("-n", "--n-samples", type=int, default=64, help="stacks in the whole set")
+    p.add_argument("--seed", type=int, default=0, help="seed of the set: sample i is drawn from (seed, i), whatever the workers")
+    p.add_argument("--shard-size", type=int, default=16, help="stacks per shard file (the unit of resume and of --shards)")
     p.add_argument("--size-px", type=int, default=128, help="image size in pixels (square)")
     p.add_argument("--pixel-size", type=float, default=0.125, help="Å")
-    p.add_argument("--n-heights", type=int, default=10)
+    p.add_argument("--n-heights", type=int, default=10, help="tip heights per stack")
     p.add_argument("--height-step", type=float, default=0.1, help="Å")
     p.add_argument("--amplitude", type=float, default=1.0, help="oscillation amplitude, Å")
     p.add_argument("--theory-dir", default=None,
                    help="folder of theoretical structures (ppafm XYZ) mixed in with the generator's")
-    p.add_argument("--theory-fraction", type=float, default=0.3)
+    p.add_argument("--theory-fraction", type=float, default=0.3,
+                   help="fraction of samples taken from --theory-dir structures (the rest generated)")
     p.add_argument("--theory-subset", choices=("all", "train", "heldout"), default="all",
                    help="use the first 5/6 (train) or last 1/6 (heldout) of the sorted theory files")
     p.add_argument("--theory-mirror", action="store_true",
@@ -54,7 +55,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                            "the workers must see OUT at the same path (default: no Dask)")
     p.add_argument("--retries", type=int, default=2,
                    help="with Dask: resubmit a failed shard task up to this many times (default 2)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (-q hides it too)")
 
 
 def run(args) -> int:

@@ -16,6 +16,7 @@ from ..training.train_predictor import (
     parse_mix,
     train,
 )
+from ._options import add_device_option
 
 __all__ = ["configure", "run"]
 
@@ -45,11 +46,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16,
                    help="samples per optimiser step (default 16); under torchrun the global batch, split "
                         "across the processes")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak AdamW learning rate (warm-up, then cosine decay)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, crops and perturbations")
     p.add_argument("--out", required=True, help="checkpoint folder (last.pt, best.pt, history.json)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (cuda if available)")
+    add_device_option(p, "training")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     p.add_argument("--max-steps", type=int, default=None, help="stop (with a checkpoint) after this many batches")
     p.add_argument("--base-channels", type=int, default=None,
@@ -57,12 +58,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=int, default=None, help="U-Net downsamplings (new runs; default 3)")
     p.add_argument("--z-min-A", type=float, default=None,
                    help="deepest depth bin, Å relative to the closest tip height (default -6; new runs)")
-    p.add_argument("--crop-px", type=int, nargs=2, default=(96, 128), metavar=("MIN", "MAX"))
+    p.add_argument("--crop-px", type=int, nargs=2, default=(96, 128), metavar=("MIN", "MAX"),
+                   help="random square crop size range, pixels")
     p.add_argument("--perturb-strength", type=float, default=1.0, help="max handcrafted perturbation strength")
-    p.add_argument("--pos-weight", type=float, default=20.0)
+    p.add_argument("--pos-weight", type=float, default=20.0, help="weight of atom voxels in the heat-map loss (atoms are rare)")
     p.add_argument("--focal-beta", type=float, default=0.0,
                    help="quality-focal modulation |target − p|^β of the loss (0: off; 2 is the usual choice)")
-    p.add_argument("--val-max-samples", type=int, default=512)
+    p.add_argument("--val-max-samples", type=int, default=512, help="validate on at most this many samples per epoch")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--loader-workers", type=int, default=0, metavar="N",
                    help="DataLoader worker processes that build the batches (default 0: on the training "

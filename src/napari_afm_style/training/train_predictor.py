@@ -50,8 +50,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -66,6 +66,8 @@ from ..models import weights
 from ..resample import normalise_slices
 
 __all__ = ["TrainConfig", "train", "export_model", "heatmap_loss", "evaluate"]
+
+log = logging.getLogger(__name__)
 
 REGIMES = ("pure", "handcrafted", "style", "hybrid")
 KINDS = ("sim", "handcrafted", "style", "style_handcrafted")
@@ -525,7 +527,7 @@ def _train(config, callback, ctx) -> list[dict]:
         ckpt = weights.load(last_path)
         cfg = _merge_resume(ckpt["train_config"], cfg)
     elif cfg.resume and main:
-        print(f"note: nothing to resume in {out}; starting a new run", file=sys.stderr)
+        log.warning(f"note: nothing to resume in {out}; starting a new run")
     if cfg.epochs is None:
         cfg = replace(cfg, epochs=DEFAULT_EPOCHS)
     if cfg.num_threads:
@@ -568,7 +570,7 @@ def _train(config, callback, ctx) -> list[dict]:
         elapsed_before = float(ckpt.get("time_s", 0.0))
         torch.set_rng_state(ckpt["torch_rng"])
         if main:
-            print(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}", file=sys.stderr)
+            log.info(f"resuming {out} at epoch {epoch + 1}, batch {step_in_epoch}")
     elif src is not None:
         source_net, how = src.net, ""
         if _widenable(src.config, mcfg):
@@ -582,8 +584,8 @@ def _train(config, callback, ctx) -> list[dict]:
         net.load_state_dict({**own, **copied})
         fresh = sorted(set(own) - set(copied))
         if main:
-            print(f"initialised from {src.source}{how}"
-                  + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""), file=sys.stderr)
+            log.info(f"initialised from {src.source}{how}"
+                     + (f"; new (shape changed): {', '.join(fresh)}" if fresh else ""))
     model = net  # the replica that is trained, evaluated and saved
     if ctx.distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -594,8 +596,8 @@ def _train(config, callback, ctx) -> list[dict]:
         model = net
         net = DistributedDataParallel(net, device_ids=[device] if device.startswith("cuda") else None)
         if main:
-            print(f"distributed: {ctx.world_size} processes ({'nccl' if device.startswith('cuda') else 'gloo'}), "
-                  f"global batch {cfg.batch_size}", file=sys.stderr)
+            log.info(f"distributed: {ctx.world_size} processes ({'nccl' if device.startswith('cuda') else 'gloo'}), "
+                     f"global batch {cfg.batch_size}")
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "train_config.json", cfg.to_dict(), indent=1)
@@ -721,8 +723,7 @@ def _train(config, callback, ctx) -> list[dict]:
         save(last_path, state(False))
         write_history()
         if main:
-            print(f"training interrupted; checkpoint saved to {last_path} (continue with --resume)",
-                  file=sys.stderr)
+            log.warning(f"training interrupted; checkpoint saved to {last_path} (continue with --resume)")
         raise
     if stop_reason:
         if ctx.distributed:
@@ -730,8 +731,7 @@ def _train(config, callback, ctx) -> list[dict]:
         save(last_path, state(step_in_epoch == 0))
         write_history()
         if main:
-            print(f"stopped: {stop_reason}; checkpoint saved to {last_path} (continue with --resume)",
-                  file=sys.stderr)
+            log.warning(f"stopped: {stop_reason}; checkpoint saved to {last_path} (continue with --resume)")
     return history
 
 

@@ -37,6 +37,7 @@ import contextlib
 import copy
 import itertools
 import json
+import logging
 import math
 import sys
 import time
@@ -85,6 +86,8 @@ __all__ = [
     "configure_train_translator_parser",
     "run_train_translator",
 ]
+
+log = logging.getLogger(__name__)
 
 
 # -- training ----------------------------------------------------------------------------
@@ -339,8 +342,7 @@ def run_training(trainer: CycleGANTrainer, sim: list, exp: list, ckpt_path, extr
         save()
         if bar is not None:
             bar.close()
-        print(f"\ninterrupted at step {trainer.step}; checkpoint saved to {ckpt_path} (use --resume)",
-              file=sys.stderr)
+        log.warning(f"interrupted at step {trainer.step}; checkpoint saved to {ckpt_path} (use --resume)")
         raise
     if window:
         trainer.history.append({"step": trainer.step, **{
@@ -472,10 +474,10 @@ def configure_train_translator_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=None, help="total optimisation steps, grid-search steps of the chosen point included (default 10000)")
     g.add_argument("--epochs", type=float, default=None,
                    help="alternatively: passes over the larger training domain (steps = epochs × stacks / batch)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="stacks per domain per step")
     p.add_argument("--crop", type=int, default=80, help="random crop size in canonical pixels (multiple of 8)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of generators and discriminators")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, crops and the held-out split")
     p.add_argument("--lambda-cycle", type=float, nargs="+", default=[2.0],
                    help="cycle-loss weight(s) (default 2: of λ_cycle 0.5, 1, 2, 5 and 10 trained alike, 1 and 2 "
                         "gave the best structure models, docs/experiment.md); several values are searched with short "
@@ -493,16 +495,17 @@ def configure_train_translator_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--feature-net", default=None, help="feature-network weights for fid (default: shipped)")
     p.add_argument("--holdout", type=float, default=0.1, help="fraction of each domain held out")
     p.add_argument("--max-stacks", type=int, default=2000, help="at most this many stacks per domain")
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (also on Ctrl-C and --max-minutes)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this long")
     p.add_argument("--resume", action="store_true", help="continue from OUT (grid results and last.pt)")
-    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto")
+    p.add_argument("--device", default="auto", help="where training runs: auto (a GPU if torch sees one, else the CPU), cpu, cuda or cuda:N; `afm-style info --devices` lists them")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: 1 if the machine is already busy, else torch's default)")
     p.add_argument("--gen-channels", type=int, nargs=3, default=list(CycleGANConfig.gen_channels),
                    help="generator widths at 1, 1/2, 1/4 resolution")
-    p.add_argument("--res-blocks", type=int, default=CycleGANConfig.n_res_blocks)
-    p.add_argument("--disc-channels", type=int, nargs=3, default=list(CycleGANConfig.disc_channels))
+    p.add_argument("--res-blocks", type=int, default=CycleGANConfig.n_res_blocks, help="residual blocks per generator")
+    p.add_argument("--disc-channels", type=int, nargs=3, default=list(CycleGANConfig.disc_channels),
+                   help="channels of the three discriminator stages")
     p.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction, default=CycleGANConfig.disc_spectral_norm,
                    help="spectral normalisation in the discriminators")
     p.add_argument("--exp-cycle-lowpass-A", type=float, default=0.0,
@@ -515,7 +518,7 @@ def configure_train_translator_parser(p: argparse.ArgumentParser) -> None:
                    help="train only the backward generator (and the simulated-domain discriminator); the forward "
                         "generator stays as initialised, so data already translated forward stays valid")
     p.add_argument("--export", default=None, help="after training, export the generators + model card to this .pt")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (-q hides it too)")
 
 
 def _write_json(path: Path, obj) -> None:
@@ -608,7 +611,7 @@ def run_train_translator(args) -> int:
             status = run_training(trainer, sim_tr.arrays, exp_tr.arrays, cpath, {"data": data_info},
                                   deadline, args.checkpoint_every, progress, desc=f"search λc={lc:g} λi={lid:g}")
             if status == "time":
-                print("--max-minutes reached during the grid search; run again with --resume", file=sys.stderr)
+                log.warning("--max-minutes reached during the grid search; run again with --resume")
                 return 0
             ev = evaluate_translator(trainer.model, sim_ho.arrays, exp_ho.arrays, distance, device=device)
             results[(lc, lid)] = {"lambda_cycle": lc, "lambda_identity": lid, "steps": trainer.step,
@@ -620,8 +623,8 @@ def run_train_translator(args) -> int:
         ordered = sorted(results.values(), key=lambda g: grid_point_score(g["evaluation"], args.max_cycle_error))
         best = ordered[0]
         if grid_point_score(best["evaluation"], args.max_cycle_error)[0]:
-            print(f"warning: no grid point kept the held-out content cycle error below {args.max_cycle_error}; "
-                  "chose the smallest remaining gap anyway", file=sys.stderr)
+            log.warning(f"warning: no grid point kept the held-out content cycle error below {args.max_cycle_error}; "
+                        "chose the smallest remaining gap anyway")
         selection["grid"] = list(results.values())
         selection["chosen"] = {"lambda_cycle": best["lambda_cycle"], "lambda_identity": best["lambda_identity"]}
         selection["rule"] = (f"smallest mean remaining held-out gap among points with content cycle error ≤ "
@@ -667,8 +670,8 @@ def run_train_translator(args) -> int:
         print(f"  {d}: recommended strength {ev['recommended_strength'][d]:.1f}, "
               f"remaining gap {100 * ev['remaining_gap'][d]:.1f} %")
         if ev["recommended_strength"][d] == 0.0:
-            print(f"  warning: the {d} translation does not bring held-out stacks closer to the other "
-                  "domain at any strength; train longer or with other loss weights", file=sys.stderr)
+            log.warning(f"  warning: the {d} translation does not bring held-out stacks closer to the other "
+                        "domain at any strength; train longer or with other loss weights")
     print(f"  cycle error (σ units): {ev['cycle_error']}; content (0.25 Å low-pass): {ev['content_cycle_error']}")
     if args.export:
         path = export_translator(state, args.export)
