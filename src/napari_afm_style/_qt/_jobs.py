@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import importlib
+import importlib.util
+import os
+import sys
 import threading
 from typing import Callable
 
@@ -170,8 +177,89 @@ def _prime(kind, model, device):
         prepare_translation(dummy, "backward", model=model, device=device)
 
 
+#: modules napari imports on the GUI thread the first time a dock shows its result (pandas:
+#: the feature table of the predicted Points layer, 0.1–0.4 s); the background warm-up
+#: imports them first
+DISPLAY_MODULES = ("pandas",)
+_GC_LOCK = threading.Lock()
+_GC_STATE = {"depth": 0, "was_enabled": False}
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector while the warm-up imports torch, scipy and
+    pandas (nested and concurrent uses allowed; it is switched back on only if it was on).
+
+    Those imports allocate some 10⁵ long-lived objects and almost no garbage cycles, yet
+    the allocations trigger full collections that walk the whole heap, napari's included,
+    with the GIL held: 0.1–0.3 s each, during which the window cannot repaint. Reference
+    counting still frees everything else meanwhile."""
+    with _GC_LOCK:
+        if _GC_STATE["depth"] == 0:
+            _GC_STATE["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _GC_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_STATE["depth"] -= 1
+            if _GC_STATE["depth"] == 0 and _GC_STATE["was_enabled"]:
+                gc.enable()
+
+
+#: torch's own C++ libraries (no Python in them), loaded ahead of ``import torch``
+TORCH_LIBRARIES = ("libc10.so", "libtorch_cpu.so")
+_FROZEN = [False]
+
+
+def preload_torch_libraries() -> int:
+    """Load torch's C++ libraries with the GIL released; returns how many were loaded.
+
+    ``import torch`` loads ~0.5 GB of shared libraries through Python's importer, which
+    holds the GIL for the whole ``dlopen`` (0.2–0.3 s: relocations and the static
+    initialisers that register the operators), so the GUI thread cannot run meanwhile.
+    Calling the C library's ``dlopen`` through ctypes releases the GIL for that call; the
+    importer then finds the libraries already loaded. Linux only; on failure (another
+    platform, another layout of the torch package) ``import torch`` simply loads them."""
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return 0
+    try:
+        spec = importlib.util.find_spec("torch")
+        folder = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+        dlopen = ctypes.CDLL(None).dlopen
+        dlopen.restype = ctypes.c_void_p
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    except (AttributeError, ImportError, OSError, TypeError, IndexError):
+        return 0
+    loaded = 0
+    for name in TORCH_LIBRARIES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_LOCAL):
+            loaded += 1
+    return loaded
+
+
+def freeze_startup_heap() -> bool:
+    """Once per process, after the first warm-up: move every object alive now (napari,
+    torch, the loaded networks) out of the cyclic collector's sight (``gc.freeze``).
+
+    A full collection walks every tracked object with the GIL held; with napari and torch
+    loaded that is ~5·10⁵ objects and 0.2–0.3 s of frozen window, every time enough new
+    objects have piled up (adding layers does that). Frozen objects are still freed by
+    reference counting; only a reference cycle among them is never collected (a layer
+    open at that moment and closed much later keeps its memory). Returns True when it froze."""
+    with _GC_LOCK:
+        if _FROZEN[0]:
+            return False
+        _FROZEN[0] = True
+    gc.freeze()
+    return True
+
+
 def available_devices() -> list[str]:
     """Torch devices this machine offers: "cpu", then "cuda:N" for every visible GPU."""
+    preload_torch_libraries()
     import torch
 
     devices = ["cpu"]
@@ -181,8 +269,14 @@ def available_devices() -> list[str]:
 
 
 def _warm_job(kind, model, device):
-    devices = available_devices()  # imports torch: the biggest part of a cold start
-    warm_up(kind, model, device if device in devices else "cpu", prime=True)
+    with collector_paused():
+        devices = available_devices()  # imports torch: the biggest part of a cold start
+        warm_up(kind, model, device if device in devices else "cpu", prime=True)
+        # a job waiting for the network runs now; what showing its result will import
+        # is imported meanwhile (the network releases the GIL)
+        for name in DISPLAY_MODULES:
+            importlib.import_module(name)
+        freeze_startup_heap()  # before the collector runs again: no full walk of that heap
     return devices
 
 

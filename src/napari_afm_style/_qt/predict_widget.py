@@ -20,7 +20,7 @@ class PredictWidget(StackJobWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Predict atoms", parent)
-        from ..predict import DEFAULT_MODEL, list_models
+        from ..models.shipped import DEFAULT_MODEL, list_models  # no torch, no scipy: the dock opens at once
 
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
