@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 from magicgui.widgets import ComboBox
@@ -175,3 +176,24 @@ def keep_atoms_visible(viewer) -> None:
     if axis is None:
         axis = _HEIGHT_AXES[viewer] = _HeightAxis(viewer)
     axis.update()
+
+
+def replace_points(viewer, layer, data, **properties) -> None:
+    """Give a Points layer new points and per-point properties (features, face_color, size…)
+    as one update of the viewer.
+
+    napari's ``Points.data`` setter announces the change twice (before and after); each
+    announcement makes the viewer recompute the axes' ranges and re-slice every layer,
+    and the height axis kept on the stacks' slices (:func:`keep_atoms_visible`) doubles
+    that: four passes over all layers for one new set of points. Here the viewer's range
+    update is held back while the layer changes and run once afterwards; everything else
+    that listens to the layer (its drawing, the order plot) hears every event as before.
+    """
+    update_viewer = getattr(viewer, "_on_layers_change", None)  # napari's range/slice update
+    held = layer.events.data.blocker(update_viewer) if callable(update_viewer) else contextlib.nullcontext()
+    with held:
+        layer.data = data
+        for name, value in properties.items():
+            setattr(layer, name, value)
+    if callable(update_viewer):
+        update_viewer()

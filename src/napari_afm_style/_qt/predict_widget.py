@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from magicgui.widgets import ComboBox, FloatSlider
+from qtpy.QtCore import QTimer
 
 from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, atoms_layer_data
 from ._jobs import StackJobWidget
+from ._layer_choice import replace_points
 
 #: averaged views (test-time augmentation): the model's calibrated choice, or a number
 VIEW_CHOICES = [("model's choice", None), ("1", 1), ("2", 2), ("4", 4), ("8", 8)]
@@ -17,6 +19,9 @@ class PredictWidget(StackJobWidget):
     the network. The Points layer stays editable and saves to XYZ with elements."""
 
     warm_kind = "predict"
+    #: the points follow the threshold slider once it rests this long (a drag re-thresholds
+    #: once per pause, not once per pixel of travel)
+    THRESHOLD_DEBOUNCE_MS = 40
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Predict atoms", parent)
@@ -31,6 +36,10 @@ class PredictWidget(StackJobWidget):
         self.threshold = FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, label="confidence ≥")
         self.add_fields(self.model, self.views, self.threshold)
         self.add_device_row()
+        self._threshold_timer = QTimer(self)
+        self._threshold_timer.setSingleShot(True)
+        self._threshold_timer.setInterval(self.THRESHOLD_DEBOUNCE_MS)
+        self._threshold_timer.timeout.connect(self._apply_threshold)
         self.threshold.changed.connect(self._on_threshold)
         self.start_warm_up()
 
@@ -57,7 +66,16 @@ class PredictWidget(StackJobWidget):
             self.threshold.value = round(float(maps.default_threshold), 2)
         self._show(source_name)
 
+    @property
+    def threshold_pending(self) -> bool:
+        """True while a moved threshold has not yet reached the points on screen."""
+        return self._threshold_timer.isActive()
+
     def _on_threshold(self, value):
+        if self.maps is not None and self.points_layer is not None:
+            self._threshold_timer.start()
+
+    def _apply_threshold(self):
         if self.maps is not None and self.points_layer is not None:
             self._show(None)
 
@@ -67,10 +85,9 @@ class PredictWidget(StackJobWidget):
         data, kwargs, _ = atoms_layer_data(atoms, name=name)
         layer = self.points_layer
         if layer is not None and layer in self.viewer.layers:
-            layer.data = data
-            layer.features = kwargs["features"]
-            layer.face_color = kwargs["face_color"] if len(atoms) else "red"
-            layer.size = kwargs["size"] if len(atoms) else 0.7
+            replace_points(self.viewer, layer, data, features=kwargs["features"],
+                           face_color=kwargs["face_color"] if len(atoms) else "red",
+                           size=kwargs["size"] if len(atoms) else 0.7)
         else:
             kwargs.pop("name")
             self.points_layer = self.viewer.add_points(data, name=name, **kwargs)
