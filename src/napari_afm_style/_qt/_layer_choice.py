@@ -197,3 +197,35 @@ def replace_points(viewer, layer, data, **properties) -> None:
             setattr(layer, name, value)
     if callable(update_viewer):
         update_viewer()
+
+
+#: pause (ms) between adding a dock's new layer and drawing it: the event loop repaints and
+#: takes input in between
+REVEAL_AFTER_MS = 1
+
+
+def add_layer_then_show(viewer, layer_data, on_shown=None):
+    """Add a LayerData tuple ``(data, kwargs, layer_type)`` as a layer, hidden, and make it
+    visible on a later pass of the event loop; returns the layer.
+
+    Adding a layer to napari builds its controls, its vispy node and re-slices the viewer
+    (60–100 ms on the GUI thread); its first drawing compiles the node's shaders (another
+    10–90 ms in software OpenGL). Done in one go the window stalls for both; hidden first,
+    the layer is neither sliced nor drawn until it is shown, so the window repaints and
+    answers input between the two halves. ``on_shown(layer)`` runs then (also when the
+    layer was removed meanwhile: it is then left as it is)."""
+    from qtpy.QtCore import QTimer
+
+    data, kwargs, layer_type = layer_data
+    kwargs = dict(kwargs)
+    visible = kwargs.pop("visible", True)
+    layer = getattr(viewer, f"add_{layer_type}")(data, visible=False, **kwargs)
+
+    def show():
+        if layer in viewer.layers:
+            layer.visible = visible
+        if on_shown is not None:
+            on_shown(layer)
+
+    QTimer.singleShot(REVEAL_AFTER_MS, show)
+    return layer

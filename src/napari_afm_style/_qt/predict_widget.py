@@ -7,7 +7,7 @@ from qtpy.QtCore import QTimer
 
 from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, atoms_layer_data
 from ._jobs import StackJobWidget
-from ._layer_choice import replace_points
+from ._layer_choice import add_layer_then_show, replace_points
 
 #: averaged views (test-time augmentation): the model's calibrated choice, or a number
 VIEW_CHOICES = [("model's choice", None), ("1", 1), ("2", 2), ("4", 4), ("8", 8)]
@@ -29,6 +29,7 @@ class PredictWidget(StackJobWidget):
 
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
+        self._adding = None  # the Points layer added but not yet shown
         # the same default as the API, CLI and demo
         self.model = ComboBox(choices=list_models(), value=DEFAULT_MODEL, label="model")
         # mirrored/rotated views averaged (test-time augmentation)
@@ -79,23 +80,28 @@ class PredictWidget(StackJobWidget):
         if self.maps is not None and self.points_layer is not None:
             self._show(None)
 
+    def _shown(self, layer):
+        self.points_layer = layer
+        self._adding = None
+
     def _show(self, source_name):
         atoms = self.maps.atoms(self.threshold_value)
         name = f"atoms ({self.maps.info.get('predictor_model', self.model.value)})"
         data, kwargs, _ = atoms_layer_data(atoms, name=name)
-        layer = self.points_layer
+        layer = self.points_layer or self._adding  # a layer on its way to the screen is reused
         if layer is not None and layer in self.viewer.layers:
             replace_points(self.viewer, layer, data, features=kwargs["features"],
                            face_color=kwargs["face_color"] if len(atoms) else "red",
                            size=kwargs["size"] if len(atoms) else 0.7)
         else:
-            kwargs.pop("name")
-            self.points_layer = self.viewer.add_points(data, name=name, **kwargs)
-            self.points_layer.current_size = ELEMENT_SIZES_A["O"]
-            self.points_layer.current_face_color = ELEMENT_COLORS["O"]
+            # hidden first, drawn on the next pass of the event loop; points_layer is set
+            # once the atoms are on screen
+            layer = self._adding = add_layer_then_show(self.viewer, (data, kwargs, "points"), on_shown=self._shown)
+            layer.current_size = ELEMENT_SIZES_A["O"]
+            layer.current_face_color = ELEMENT_COLORS["O"]
         # a point added by hand is an O the person is sure of (napari would copy the last
         # atom's element and confidence; setting the features resets it, hence every time)
-        self.points_layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
+        layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
         n = len(atoms)
         counts = {s: atoms.get_chemical_symbols().count(s) for s in set(atoms.get_chemical_symbols())}
         self.jobs.status.setText(
