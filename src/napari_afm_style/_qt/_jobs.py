@@ -270,7 +270,13 @@ def available_devices() -> list[str]:
 
 def _warm_job(kind, model, device):
     with collector_paused():
-        devices = available_devices()  # imports torch: the biggest part of a cold start
+        # torch's C++ libraries load without the GIL in one thread while this one imports
+        # the job's own module (scipy, ~0.3 s of Python); then torch, the biggest part
+        preload = threading.Thread(target=preload_torch_libraries, name="torch-preload", daemon=True)
+        preload.start()
+        importlib.import_module(f"{__package__.rpartition('.')[0]}.{kind}")
+        preload.join()
+        devices = available_devices()
         warm_up(kind, model, device if device in devices else "cpu", prime=True)
         # a job waiting for the network runs now; what showing its result will import
         # is imported meanwhile (the network releases the GIL)

@@ -73,11 +73,11 @@ class PredictWidget(StackJobWidget):
         return self._threshold_timer.isActive()
 
     def _on_threshold(self, value):
-        if self.maps is not None and self.points_layer is not None:
+        if self.maps is not None and (self.points_layer or self._adding) is not None:
             self._threshold_timer.start()
 
     def _apply_threshold(self):
-        if self.maps is not None and self.points_layer is not None:
+        if self.maps is not None and (self.points_layer or self._adding) is not None:
             self._show(None)
 
     def _shown(self, layer):

@@ -69,10 +69,14 @@ class TranslateWidget(StackJobWidget):
         kwargs["metadata"][ROLE_KEY] = "translation"
         # hidden first, drawn on the next pass of the event loop; output_layer is set once
         # the translation is on screen
-        add_layer_then_show(self.viewer, (data, kwargs, "image"), on_shown=self._shown)
+        strength = self.strength_value
+        add_layer_then_show(self.viewer, (data, kwargs, "image"),
+                            on_shown=lambda layer: self._shown(layer, strength))
 
-    def _shown(self, layer):
+    def _shown(self, layer, strength):
         self.output_layer = layer
+        if self.strength_value != strength:  # the slider moved while the layer was on its way
+            self._on_strength(self.strength_value)
         self.jobs.status.setText(f"{self.translation.direction} translation ready; "
                                  "move the strength slider to blend")
 
