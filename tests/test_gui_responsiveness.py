@@ -14,9 +14,9 @@ import pytest
 from napari_afm_style._layers import atoms_layer_data, stack_layer_data
 
 
-def _run(code: str) -> str:
+def _run(code: str, env=None) -> str:
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -52,6 +52,29 @@ def test_torch_libraries_preloaded_then_torch_imports_and_runs():
     if sys.platform.startswith("linux"):
         assert int(n) == int(expected)
     assert float(total) == 3.0 and int(again) == 0  # once torch is in, nothing more to do
+
+
+def test_docks_leave_one_core_to_the_window_unless_threads_are_set():
+    import os
+
+    from napari_afm_style._qt._jobs import THREAD_SETTINGS
+
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_SETTINGS}
+    out = _run("""
+        import os
+        from napari_afm_style._qt._jobs import leave_a_core_for_the_window
+        print(len(os.sched_getaffinity(0)), leave_a_core_for_the_window())
+    """, env=env)
+    cores, threads = map(int, out.split())
+    assert threads == max(1, cores - 1)
+    out = _run("""
+        import torch
+        from napari_afm_style._qt._jobs import leave_a_core_for_the_window
+        before = torch.get_num_threads()
+        print(before, leave_a_core_for_the_window())
+    """, env=dict(env, OMP_NUM_THREADS="2"))
+    before, after = map(int, out.split())
+    assert after == before == 2  # a person's own setting is kept
 
 
 def test_collector_paused_nests_and_restores_the_collectors_state():

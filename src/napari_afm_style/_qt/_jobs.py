@@ -132,31 +132,41 @@ def warm_up(kind: str, model: str | None, device: str, prime: bool = False) -> N
 
     ``prime`` (the dock's background load) also runs the network once on a dummy stack,
     which pays the first call's one-time costs (allocations, kernel choice), unless a job
-    is already waiting for the network. Idempotent; a job calls it first, so a job started
-    during the warm-up waits for it instead of loading twice."""
+    is waiting for the network or has run it already (its own run paid those costs: a
+    dummy run then would only take CPU from it). Idempotent; a job calls it first, so a
+    job started during the warm-up waits for it instead of loading twice."""
     key = (kind, model, device)
     if not prime:
         with _COUNT_LOCK:
             _WAITING[0] += 1
     try:
         with _WARM_LOCK:
-            if key not in _WARMED:
-                if kind == "predict":
-                    from ..predict import load_model
-
-                    load_model(model, device)
-                else:
-                    from ..translate import load_translator
-
-                    load_translator(model)  # the job moves it to a GPU (cached there) when chosen
-                _WARMED.add(key)
-            if prime and key not in _PRIMED and _WAITING[0] == 0:
+            _load(kind, model, device)
+            if not prime:
+                _PRIMED.add(key)
+            elif key not in _PRIMED and _WAITING[0] == 0:
                 _prime(kind, model, device)
                 _PRIMED.add(key)
     finally:
         if not prime:
             with _COUNT_LOCK:
                 _WAITING[0] -= 1
+
+
+def _load(kind, model, device):
+    """Load the network once (call with ``_WARM_LOCK`` held)."""
+    key = (kind, model, device)
+    if key in _WARMED:
+        return
+    if kind == "predict":
+        from ..predict import load_model
+
+        load_model(model, device)
+    else:
+        from ..translate import load_translator
+
+        load_translator(model)  # the job moves it to a GPU (cached there) when chosen
+    _WARMED.add(key)
 
 
 def _prime(kind, model, device):
@@ -257,6 +267,33 @@ def freeze_startup_heap() -> bool:
     return True
 
 
+#: environment variables by which a person sets torch's CPU threads themselves
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS")
+
+
+def leave_a_core_for_the_window() -> int:
+    """Run torch's CPU work on all cores but one (at least one); returns the thread count.
+
+    By default torch spreads each operation over every core, and its threads wait for one
+    another at the end of each layer. In the GUI the window's own thread, the X server and
+    the compositor need a core too: with every core busy they take turns with torch's
+    threads, torch waits on the descheduled one (a 0.1 s prediction took 0.9 s on two busy
+    cores) and the window stutters. Set by the docks only (the API and CLI keep torch's
+    default), and not when one of :data:`THREAD_SETTINGS` is set."""
+    import torch
+
+    if any(os.environ.get(name) for name in THREAD_SETTINGS):
+        return torch.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    wanted = max(1, cores - 1)
+    if torch.get_num_threads() > wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
+
+
 def available_devices() -> list[str]:
     """Torch devices this machine offers: "cpu", then "cuda:N" for every visible GPU."""
     preload_torch_libraries()
@@ -271,17 +308,17 @@ def available_devices() -> list[str]:
 def _warm_job(kind, model, device):
     with collector_paused():
         # torch's C++ libraries load without the GIL in one thread while this one imports
-        # the job's own module (scipy, ~0.3 s of Python); then torch, the biggest part
+        # the job's own module (scipy) and what showing its result needs (pandas): Python
+        # that would otherwise compete for the GIL with the network's first run (each of its
+        # layers waits for the GIL between operations); then torch, the biggest part
         preload = threading.Thread(target=preload_torch_libraries, name="torch-preload", daemon=True)
         preload.start()
-        importlib.import_module(f"{__package__.rpartition('.')[0]}.{kind}")
+        for name in (f"{__package__.rpartition('.')[0]}.{kind}",) + DISPLAY_MODULES:
+            importlib.import_module(name)
         preload.join()
         devices = available_devices()
+        leave_a_core_for_the_window()
         warm_up(kind, model, device if device in devices else "cpu", prime=True)
-        # a job waiting for the network runs now; what showing its result will import
-        # is imported meanwhile (the network releases the GIL)
-        for name in DISPLAY_MODULES:
-            importlib.import_module(name)
         freeze_startup_heap()  # before the collector runs again: no full walk of that heap
     return devices
 
