@@ -34,10 +34,17 @@ def test_predict_widget_points_threshold_and_xyz(make_napari_viewer, qtbot, tmp_
     # threshold slider: no network re-run, fewer atoms at a higher threshold
     maps = widget.maps
     widget.threshold.value = 0.95
-    # exactly the atoms the maps hold above the new threshold (an unconnected slider fails)
+    # the points follow once the slider rests (debounced), with exactly the atoms the maps
+    # hold above the new threshold (an unconnected slider fails)
+    assert widget.threshold_pending
+    qtbot.waitUntil(lambda: not widget.threshold_pending, timeout=5_000)
     assert widget.maps is maps and len(layer.data) == len(maps.atoms(widget.threshold_value)) < n_default
     widget.threshold.value = 0.10
+    qtbot.waitUntil(lambda: not widget.threshold_pending, timeout=5_000)
     assert len(layer.data) == len(maps.atoms(widget.threshold_value)) > n_default
+    assert len(layer.features) == len(layer.size) == len(layer.face_color) == len(layer.data)
+    # the height slider still covers exactly the stack's slices (one range update, not four)
+    assert viewer.dims.nsteps[0] == len(stack.heights_A)
     # edit by hand (delete one atom) and export with elements kept
     layer.selected_data = {0}
     layer.remove_selected()

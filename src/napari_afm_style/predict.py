@@ -31,11 +31,12 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers
 from scipy import ndimage
-from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from ._plain import plain
 from .models import weights
+from .models.shipped import DEFAULT_MODEL, MODEL_PREFIX, list_models
+from .models.shipped import models_dir as _models_dir
 from .resample import normalise_slices, tile_slices, to_canonical
 from .stack import AFMStack
 
@@ -56,11 +57,6 @@ __all__ = [
 
 WEIGHTS_FORMAT = weights.PREDICTOR_WEIGHTS
 CHECKPOINT_FORMAT = weights.PREDICTOR_CHECKPOINT
-MODEL_PREFIX = "predictor_"
-#: the structure model used when none is named (API, CLI, GUI, demo): the shipped model with
-#: the best top-layer O F1 on labelled experiment-style scans (docs/experiment.md: 0.883,
-#: hybrid 0.869, style 0.865, pure 0.767)
-DEFAULT_MODEL = "handcrafted"
 #: Peaks below this probability are never candidates (they are noise of the sigmoid tail);
 #: thresholds below it trigger a fresh peak search.
 CANDIDATE_FLOOR = 0.05
@@ -95,20 +91,6 @@ class LoadedModel:
     def threshold_for(self, n_views: int) -> float:
         """The model's default confidence threshold when ``n_views`` views are averaged."""
         return float(self.thresholds_by_views.get(int(n_views), self.default_threshold))
-
-
-def _models_dir():
-    return resources.files("napari_afm_style.models")
-
-
-def list_models() -> list[str]:
-    """Names of the predictor weights shipped in the package (``predictor_<name>.pt``)."""
-    names = []
-    for entry in _models_dir().iterdir():
-        n = entry.name
-        if n.startswith(MODEL_PREFIX) and n.endswith(".pt"):
-            names.append(n[len(MODEL_PREFIX):-3])
-    return sorted(names)
 
 
 def _resolve_model(model) -> tuple[Path, str]:
@@ -593,6 +575,8 @@ def match_atoms(pred, true, lateral_tol_A: float = 0.5, height_tol_A: float = 0.
         true atoms recall is 1. With ``return_pairs``, also ``pairs``: an (n_matched, 2)
         array of (predicted index, true index).
     """
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize is slow to import; only scoring needs it
+
     p = _positions_of(pred, element)
     t = _positions_of(true, element)
     n_matched, sq = 0, 0.0

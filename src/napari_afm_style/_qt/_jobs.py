@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import importlib
+import importlib.util
+import os
+import sys
 import threading
 from typing import Callable
 
@@ -125,31 +132,41 @@ def warm_up(kind: str, model: str | None, device: str, prime: bool = False) -> N
 
     ``prime`` (the dock's background load) also runs the network once on a dummy stack,
     which pays the first call's one-time costs (allocations, kernel choice), unless a job
-    is already waiting for the network. Idempotent; a job calls it first, so a job started
-    during the warm-up waits for it instead of loading twice."""
+    is waiting for the network or has run it already (its own run paid those costs: a
+    dummy run then would only take CPU from it). Idempotent; a job calls it first, so a
+    job started during the warm-up waits for it instead of loading twice."""
     key = (kind, model, device)
     if not prime:
         with _COUNT_LOCK:
             _WAITING[0] += 1
     try:
         with _WARM_LOCK:
-            if key not in _WARMED:
-                if kind == "predict":
-                    from ..predict import load_model
-
-                    load_model(model, device)
-                else:
-                    from ..translate import load_translator
-
-                    load_translator(model)  # the job moves it to a GPU (cached there) when chosen
-                _WARMED.add(key)
-            if prime and key not in _PRIMED and _WAITING[0] == 0:
+            _load(kind, model, device)
+            if not prime:
+                _PRIMED.add(key)
+            elif key not in _PRIMED and _WAITING[0] == 0:
                 _prime(kind, model, device)
                 _PRIMED.add(key)
     finally:
         if not prime:
             with _COUNT_LOCK:
                 _WAITING[0] -= 1
+
+
+def _load(kind, model, device):
+    """Load the network once (call with ``_WARM_LOCK`` held)."""
+    key = (kind, model, device)
+    if key in _WARMED:
+        return
+    if kind == "predict":
+        from ..predict import load_model
+
+        load_model(model, device)
+    else:
+        from ..translate import load_translator
+
+        load_translator(model)  # the job moves it to a GPU (cached there) when chosen
+    _WARMED.add(key)
 
 
 def _prime(kind, model, device):
@@ -170,8 +187,116 @@ def _prime(kind, model, device):
         prepare_translation(dummy, "backward", model=model, device=device)
 
 
+#: modules napari imports on the GUI thread the first time a dock shows its result (pandas:
+#: the feature table of the predicted Points layer, 0.1–0.4 s); the background warm-up
+#: imports them first
+DISPLAY_MODULES = ("pandas",)
+_GC_LOCK = threading.Lock()
+_GC_STATE = {"depth": 0, "was_enabled": False}
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector while the warm-up imports torch, scipy and
+    pandas (nested and concurrent uses allowed; it is switched back on only if it was on).
+
+    Those imports allocate some 10⁵ long-lived objects and almost no garbage cycles, yet
+    the allocations trigger full collections that walk the whole heap, napari's included,
+    with the GIL held: 0.1–0.3 s each, during which the window cannot repaint. Reference
+    counting still frees everything else meanwhile."""
+    with _GC_LOCK:
+        if _GC_STATE["depth"] == 0:
+            _GC_STATE["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _GC_STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_STATE["depth"] -= 1
+            if _GC_STATE["depth"] == 0 and _GC_STATE["was_enabled"]:
+                gc.enable()
+
+
+#: torch's own C++ libraries (no Python in them), loaded ahead of ``import torch``
+TORCH_LIBRARIES = ("libc10.so", "libtorch_cpu.so")
+_FROZEN = [False]
+
+
+def preload_torch_libraries() -> int:
+    """Load torch's C++ libraries with the GIL released; returns how many were loaded.
+
+    ``import torch`` loads ~0.5 GB of shared libraries through Python's importer, which
+    holds the GIL for the whole ``dlopen`` (0.2–0.3 s: relocations and the static
+    initialisers that register the operators), so the GUI thread cannot run meanwhile.
+    Calling the C library's ``dlopen`` through ctypes releases the GIL for that call; the
+    importer then finds the libraries already loaded. Linux only; on failure (another
+    platform, another layout of the torch package) ``import torch`` simply loads them."""
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return 0
+    try:
+        spec = importlib.util.find_spec("torch")
+        folder = os.path.join(list(spec.submodule_search_locations)[0], "lib")
+        dlopen = ctypes.CDLL(None).dlopen
+        dlopen.restype = ctypes.c_void_p
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    except (AttributeError, ImportError, OSError, TypeError, IndexError):
+        return 0
+    loaded = 0
+    for name in TORCH_LIBRARIES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and dlopen(os.fsencode(path), os.RTLD_NOW | os.RTLD_LOCAL):
+            loaded += 1
+    return loaded
+
+
+def freeze_startup_heap() -> bool:
+    """Once per process, after the first warm-up: move every object alive now (napari,
+    torch, the loaded networks) out of the cyclic collector's sight (``gc.freeze``).
+
+    A full collection walks every tracked object with the GIL held; with napari and torch
+    loaded that is ~5·10⁵ objects and 0.2–0.3 s of frozen window, every time enough new
+    objects have piled up (adding layers does that). Frozen objects are still freed by
+    reference counting; only a reference cycle among them is never collected (a layer
+    open at that moment and closed much later keeps its memory). Returns True when it froze."""
+    with _GC_LOCK:
+        if _FROZEN[0]:
+            return False
+        _FROZEN[0] = True
+    gc.freeze()
+    return True
+
+
+#: environment variables by which a person sets torch's CPU threads themselves
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCH_NUM_THREADS")
+
+
+def leave_a_core_for_the_window() -> int:
+    """Run torch's CPU work on all cores but one (at least one); returns the thread count.
+
+    By default torch spreads each operation over every core, and its threads wait for one
+    another at the end of each layer. In the GUI the window's own thread, the X server and
+    the compositor need a core too: with every core busy they take turns with torch's
+    threads, torch waits on the descheduled one (a 0.1 s prediction took 0.9 s on two busy
+    cores) and the window stutters. Set by the docks only (the API and CLI keep torch's
+    default), and not when one of :data:`THREAD_SETTINGS` is set."""
+    import torch
+
+    if any(os.environ.get(name) for name in THREAD_SETTINGS):
+        return torch.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    wanted = max(1, cores - 1)
+    if torch.get_num_threads() > wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
+
+
 def available_devices() -> list[str]:
     """Torch devices this machine offers: "cpu", then "cuda:N" for every visible GPU."""
+    preload_torch_libraries()
     import torch
 
     devices = ["cpu"]
@@ -181,8 +306,20 @@ def available_devices() -> list[str]:
 
 
 def _warm_job(kind, model, device):
-    devices = available_devices()  # imports torch: the biggest part of a cold start
-    warm_up(kind, model, device if device in devices else "cpu", prime=True)
+    with collector_paused():
+        # torch's C++ libraries load without the GIL in one thread while this one imports
+        # the job's own module (scipy) and what showing its result needs (pandas): Python
+        # that would otherwise compete for the GIL with the network's first run (each of its
+        # layers waits for the GIL between operations); then torch, the biggest part
+        preload = threading.Thread(target=preload_torch_libraries, name="torch-preload", daemon=True)
+        preload.start()
+        for name in (f"{__package__.rpartition('.')[0]}.{kind}",) + DISPLAY_MODULES:
+            importlib.import_module(name)
+        preload.join()
+        devices = available_devices()
+        leave_a_core_for_the_window()
+        warm_up(kind, model, device if device in devices else "cpu", prime=True)
+        freeze_startup_heap()  # before the collector runs again: no full walk of that heap
     return devices
 
 

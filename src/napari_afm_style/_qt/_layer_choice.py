@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 
 from magicgui.widgets import ComboBox
@@ -175,3 +176,56 @@ def keep_atoms_visible(viewer) -> None:
     if axis is None:
         axis = _HEIGHT_AXES[viewer] = _HeightAxis(viewer)
     axis.update()
+
+
+def replace_points(viewer, layer, data, **properties) -> None:
+    """Give a Points layer new points and per-point properties (features, face_color, size…)
+    as one update of the viewer.
+
+    napari's ``Points.data`` setter announces the change twice (before and after); each
+    announcement makes the viewer recompute the axes' ranges and re-slice every layer,
+    and the height axis kept on the stacks' slices (:func:`keep_atoms_visible`) doubles
+    that: four passes over all layers for one new set of points. Here the viewer's range
+    update is held back while the layer changes and run once afterwards; everything else
+    that listens to the layer (its drawing, the order plot) hears every event as before.
+    """
+    update_viewer = getattr(viewer, "_on_layers_change", None)  # napari's range/slice update
+    held = layer.events.data.blocker(update_viewer) if callable(update_viewer) else contextlib.nullcontext()
+    with held:
+        layer.data = data
+        for name, value in properties.items():
+            setattr(layer, name, value)
+    if callable(update_viewer):
+        update_viewer()
+
+
+#: pause (ms) between adding a dock's new layer and drawing it: the event loop repaints and
+#: takes input in between
+REVEAL_AFTER_MS = 1
+
+
+def add_layer_then_show(viewer, layer_data, on_shown=None):
+    """Add a LayerData tuple ``(data, kwargs, layer_type)`` as a layer, hidden, and make it
+    visible on a later pass of the event loop; returns the layer.
+
+    Adding a layer to napari builds its controls, its vispy node and re-slices the viewer
+    (60–100 ms on the GUI thread); its first drawing compiles the node's shaders (another
+    10–90 ms in software OpenGL). Done in one go the window stalls for both; hidden first,
+    the layer is neither sliced nor drawn until it is shown, so the window repaints and
+    answers input between the two halves. ``on_shown(layer)`` runs then (also when the
+    layer was removed meanwhile: it is then left as it is)."""
+    from qtpy.QtCore import QTimer
+
+    data, kwargs, layer_type = layer_data
+    kwargs = dict(kwargs)
+    visible = kwargs.pop("visible", True)
+    layer = getattr(viewer, f"add_{layer_type}")(data, visible=False, **kwargs)
+
+    def show():
+        if layer in viewer.layers:
+            layer.visible = visible
+        if on_shown is not None:
+            on_shown(layer)
+
+    QTimer.singleShot(REVEAL_AFTER_MS, show)
+    return layer

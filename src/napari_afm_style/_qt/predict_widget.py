@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from magicgui.widgets import ComboBox, FloatSlider
+from qtpy.QtCore import QTimer
 
 from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, atoms_layer_data
 from ._jobs import StackJobWidget
+from ._layer_choice import add_layer_then_show, replace_points
 
 #: averaged views (test-time augmentation): the model's calibrated choice, or a number
 VIEW_CHOICES = [("model's choice", None), ("1", 1), ("2", 2), ("4", 4), ("8", 8)]
@@ -17,13 +19,17 @@ class PredictWidget(StackJobWidget):
     the network. The Points layer stays editable and saves to XYZ with elements."""
 
     warm_kind = "predict"
+    #: the points follow the threshold slider once it rests this long (a drag re-thresholds
+    #: once per pause, not once per pixel of travel)
+    THRESHOLD_DEBOUNCE_MS = 40
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, "Predict atoms", parent)
-        from ..predict import DEFAULT_MODEL, list_models
+        from ..models.shipped import DEFAULT_MODEL, list_models  # no torch, no scipy: the dock opens at once
 
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
+        self._adding = None  # the Points layer added but not yet shown
         # the same default as the API, CLI and demo
         self.model = ComboBox(choices=list_models(), value=DEFAULT_MODEL, label="model")
         # mirrored/rotated views averaged (test-time augmentation)
@@ -31,6 +37,10 @@ class PredictWidget(StackJobWidget):
         self.threshold = FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, label="confidence ≥")
         self.add_fields(self.model, self.views, self.threshold)
         self.add_device_row()
+        self._threshold_timer = QTimer(self)
+        self._threshold_timer.setSingleShot(True)
+        self._threshold_timer.setInterval(self.THRESHOLD_DEBOUNCE_MS)
+        self._threshold_timer.timeout.connect(self._apply_threshold)
         self.threshold.changed.connect(self._on_threshold)
         self.start_warm_up()
 
@@ -57,28 +67,41 @@ class PredictWidget(StackJobWidget):
             self.threshold.value = round(float(maps.default_threshold), 2)
         self._show(source_name)
 
+    @property
+    def threshold_pending(self) -> bool:
+        """True while a moved threshold has not yet reached the points on screen."""
+        return self._threshold_timer.isActive()
+
     def _on_threshold(self, value):
-        if self.maps is not None and self.points_layer is not None:
+        if self.maps is not None and (self.points_layer or self._adding) is not None:
+            self._threshold_timer.start()
+
+    def _apply_threshold(self):
+        if self.maps is not None and (self.points_layer or self._adding) is not None:
             self._show(None)
+
+    def _shown(self, layer):
+        self.points_layer = layer
+        self._adding = None
 
     def _show(self, source_name):
         atoms = self.maps.atoms(self.threshold_value)
         name = f"atoms ({self.maps.info.get('predictor_model', self.model.value)})"
         data, kwargs, _ = atoms_layer_data(atoms, name=name)
-        layer = self.points_layer
+        layer = self.points_layer or self._adding  # a layer on its way to the screen is reused
         if layer is not None and layer in self.viewer.layers:
-            layer.data = data
-            layer.features = kwargs["features"]
-            layer.face_color = kwargs["face_color"] if len(atoms) else "red"
-            layer.size = kwargs["size"] if len(atoms) else 0.7
+            replace_points(self.viewer, layer, data, features=kwargs["features"],
+                           face_color=kwargs["face_color"] if len(atoms) else "red",
+                           size=kwargs["size"] if len(atoms) else 0.7)
         else:
-            kwargs.pop("name")
-            self.points_layer = self.viewer.add_points(data, name=name, **kwargs)
-            self.points_layer.current_size = ELEMENT_SIZES_A["O"]
-            self.points_layer.current_face_color = ELEMENT_COLORS["O"]
+            # hidden first, drawn on the next pass of the event loop; points_layer is set
+            # once the atoms are on screen
+            layer = self._adding = add_layer_then_show(self.viewer, (data, kwargs, "points"), on_shown=self._shown)
+            layer.current_size = ELEMENT_SIZES_A["O"]
+            layer.current_face_color = ELEMENT_COLORS["O"]
         # a point added by hand is an O the person is sure of (napari would copy the last
         # atom's element and confidence; setting the features resets it, hence every time)
-        self.points_layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
+        layer.feature_defaults = {"element": "O", "z_A": float("nan"), "confidence": 1.0}
         n = len(atoms)
         counts = {s: atoms.get_chemical_symbols().count(s) for s in set(atoms.get_chemical_symbols())}
         self.jobs.status.setText(

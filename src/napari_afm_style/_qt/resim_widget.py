@@ -8,7 +8,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .._layers import STACK_KEY, atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import ROLE_KEY, LayerPicker, is_stack_layer, keep_atoms_visible
+from ._layer_choice import ROLE_KEY, LayerPicker, add_layer_then_show, is_stack_layer, keep_atoms_visible
 
 
 class ResimWidget(QWidget):
@@ -28,7 +28,8 @@ class ResimWidget(QWidget):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.result = None  # (simulated AFMStack, scores)
+        self.result = None  # (simulated AFMStack, scores), set once its layers are on screen
+        self._result = None
         self.sim_layer = None
         self.diff_layer = None
         self.image = LayerPicker(napari_viewer, "image", accept=is_stack_layer, label="scan")
@@ -71,18 +72,20 @@ class ResimWidget(QWidget):
     def _on_result(self, result):
         simulated, scores, diff, source, placement = result
         self.placement = placement
-        self.result = (simulated, scores)
         shift = simulated.extent_A[0] + self.GAP_A
         data, kwargs, _ = stack_layer_data(simulated, name=f"re-simulated {source}")
         t = list(kwargs["translate"])
         t[2] += shift  # beside the scan, same heights: the z slider moves both
         kwargs["translate"] = tuple(t)
         kwargs["metadata"][ROLE_KEY] = "re-simulation"  # offered, but pickers do not jump to it
+        pending = []  # new layers are added hidden and drawn on the next pass of the event loop
         if self.sim_layer is not None and self.sim_layer in self.viewer.layers:
             self.sim_layer.data = data
             self.sim_layer.metadata[STACK_KEY] = simulated
         else:
-            self.sim_layer = self.viewer.add_image(data, **kwargs)
+            self.sim_layer = add_layer_then_show(self.viewer, (data, kwargs, "image"),
+                                                 on_shown=lambda layer: self._shown(layer, pending))
+            pending.append(self.sim_layer)
         if self.show_difference.value:
             d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG",
                                         contrast_limits=(-3.0, 3.0))
@@ -93,7 +96,9 @@ class ResimWidget(QWidget):
             if self.diff_layer is not None and self.diff_layer in self.viewer.layers:
                 self.diff_layer.data = d
             else:
-                self.diff_layer = self.viewer.add_image(d, **dk)
+                self.diff_layer = add_layer_then_show(self.viewer, (d, dk, "image"),
+                                                      on_shown=lambda layer: self._shown(layer, pending))
+                pending.append(self.diff_layer)
         closest = int(np.argmin(scores["heights_A"]))
         lines = [f"closest slice NCC {scores['ncc'][closest]:.3f}; mean NCC {scores['ncc_mean']:.3f}, "
                  f"mean SSIM {scores['ssim_mean']:.3f}",
@@ -104,6 +109,16 @@ class ResimWidget(QWidget):
         lines += [f"z = {z:.2f} Å: NCC {c:.3f}, SSIM {s:.3f}"
                   for z, c, s in zip(scores["heights_A"], scores["ncc"], scores["ssim"])]
         self.scores.setText("\n".join(lines))
+        self._result = (simulated, scores)
+        if not pending:
+            self.result = self._result
+
+    def _shown(self, layer, pending):
+        """``result`` is set once every new layer of this result is on screen."""
+        if layer in pending:
+            pending.remove(layer)
+        if not pending:
+            self.result = self._result
 
 
 def _resim_job(stack, atoms, source, min_confidence=0.5, atoms_height_frame=None):

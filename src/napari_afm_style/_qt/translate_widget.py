@@ -6,7 +6,7 @@ from magicgui.widgets import ComboBox, FloatSlider
 
 from .._layers import STACK_KEY, stack_layer_data
 from ._jobs import StackJobWidget
-from ._layer_choice import ROLE_KEY, is_followed
+from ._layer_choice import ROLE_KEY, add_layer_then_show, is_followed
 
 DIRECTIONS = [("backward (exp → sim, clean a scan)", "backward"),
               ("forward (sim → exp, add experimental style)", "forward")]
@@ -67,7 +67,16 @@ class TranslateWidget(StackJobWidget):
         data, kwargs, _ = stack_layer_data(out, name=name)
         kwargs["contrast_limits"] = (float(out.data.min()), float(out.data.max()))
         kwargs["metadata"][ROLE_KEY] = "translation"
-        self.output_layer = self.viewer.add_image(data, **kwargs)
+        # hidden first, drawn on the next pass of the event loop; output_layer is set once
+        # the translation is on screen
+        strength = self.strength_value
+        add_layer_then_show(self.viewer, (data, kwargs, "image"),
+                            on_shown=lambda layer: self._shown(layer, strength))
+
+    def _shown(self, layer, strength):
+        self.output_layer = layer
+        if self.strength_value != strength:  # the slider moved while the layer was on its way
+            self._on_strength(self.strength_value)
         self.jobs.status.setText(f"{self.translation.direction} translation ready; "
                                  "move the strength slider to blend")
 
