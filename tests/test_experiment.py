@@ -17,7 +17,7 @@ from napari_afm_style.experiment import (
 from napari_afm_style.order import distribution_distances, reference_distribution, tetrahedral_order
 from napari_afm_style.structures import generate_structure
 
-from test_train_predictor import NET, write_shards
+from test_train_predictor import write_shards
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,6 @@ copies must fail these gates (so the gates can fail)."""
 
 import hashlib
 
-import numpy as np
 import pytest
 import torch
 
