@@ -153,11 +153,35 @@ def warm_up(kind: str, model: str | None, device: str, prime: bool = False) -> N
                 _WAITING[0] -= 1
 
 
+def _prepare_imports(kind):
+    """Import what a job of ``kind`` needs, torch last (call with ``_WARM_LOCK`` held; the
+    dock's warm-up or a job pressed before it, whichever comes first).
+
+    torch's C++ libraries load without the GIL in a helper thread while this one imports
+    the job's own module (scipy) and what showing its result needs (pandas): Python that
+    would otherwise compete for the GIL with the network's first run (each of its layers
+    waits for the GIL between operations). The cyclic collector is paused meanwhile and
+    the heap frozen at the end (:func:`collector_paused`, :func:`freeze_startup_heap`)."""
+    modules = (f"{__package__.rpartition('.')[0]}.{kind}",) + DISPLAY_MODULES
+    if "torch" in sys.modules and all(name in sys.modules for name in modules):
+        return
+    with collector_paused():
+        preload = threading.Thread(target=preload_torch_libraries, name="torch-preload", daemon=True)
+        preload.start()
+        for name in modules:
+            importlib.import_module(name)
+        preload.join()
+        importlib.import_module("torch")
+        leave_a_core_for_the_window()
+        freeze_startup_heap()  # before the collector runs again: no full walk of that heap
+
+
 def _load(kind, model, device):
     """Load the network once (call with ``_WARM_LOCK`` held)."""
     key = (kind, model, device)
     if key in _WARMED:
         return
+    _prepare_imports(kind)
     if kind == "predict":
         from ..predict import load_model
 
@@ -306,20 +330,10 @@ def available_devices() -> list[str]:
 
 
 def _warm_job(kind, model, device):
-    with collector_paused():
-        # torch's C++ libraries load without the GIL in one thread while this one imports
-        # the job's own module (scipy) and what showing its result needs (pandas): Python
-        # that would otherwise compete for the GIL with the network's first run (each of its
-        # layers waits for the GIL between operations); then torch, the biggest part
-        preload = threading.Thread(target=preload_torch_libraries, name="torch-preload", daemon=True)
-        preload.start()
-        for name in (f"{__package__.rpartition('.')[0]}.{kind}",) + DISPLAY_MODULES:
-            importlib.import_module(name)
-        preload.join()
-        devices = available_devices()
-        leave_a_core_for_the_window()
-        warm_up(kind, model, device if device in devices else "cpu", prime=True)
-        freeze_startup_heap()  # before the collector runs again: no full walk of that heap
+    with _WARM_LOCK:
+        _prepare_imports(kind)  # (or wait for a job pressed at once to do it)
+    devices = available_devices()
+    warm_up(kind, model, device if device in devices else "cpu", prime=True)
     return devices
 
 
@@ -380,7 +394,11 @@ class StackJobWidget(QWidget):
         worker.finished.connect(lambda: setattr(self, "warm_finished", True))
         self.warm_worker = worker
         self.jobs.status.setText("loading the model in the background…")
-        worker.start()
+        # started once the dock is built and docked (the next pass of the event loop): its
+        # imports would otherwise take the GIL from the GUI thread while it lays the dock out
+        from qtpy.QtCore import QTimer
+
+        QTimer.singleShot(0, worker.start)
         return worker
 
     def _warmed(self, devices):
