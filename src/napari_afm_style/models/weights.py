@@ -53,9 +53,7 @@ def save(payload: dict, path) -> Path:
     leaves a half-written file; an existing file stays until the new one is complete)."""
     import torch
 
-    from ..io._atomic import atomic_path
-
-    from ..io._atomic import check_overwrite
+    from ..io._atomic import atomic_path, check_overwrite
 
     path = Path(path)
     check_overwrite(path, is_weights_file)
@@ -73,10 +71,18 @@ def is_weights_file(path) -> bool:
 
     Any other existing file (a user's data, a foreign checkpoint) is never overwritten.
     """
+    import torch
+
     try:
-        return format_of(load(path)) in FORMATS
-    except Exception:  # unreadable, not a torch file, or not loadable with weights_only
-        return False
+        # memory-mapped: only the small dict is read, not the tensors (a checkpoint is
+        # checked before every save of a training run)
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # not a zip-format torch file: read it the ordinary way
+        try:
+            payload = load(path)
+        except Exception:  # unreadable, not a torch file, or not loadable with weights_only
+            return False
+    return format_of(payload) in FORMATS
 
 
 def load(path):
