@@ -320,13 +320,10 @@ def leave_a_core_for_the_window() -> int:
 
 def available_devices() -> list[str]:
     """Torch devices this machine offers: "cpu", then "cuda:N" for every visible GPU."""
-    preload_torch_libraries()
-    import torch
+    from .._device import torch_devices
 
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return devices
+    preload_torch_libraries()
+    return [d["name"] for d in torch_devices()]
 
 
 def _warm_job(kind, model, device):

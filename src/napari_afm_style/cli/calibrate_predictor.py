@@ -4,7 +4,6 @@ validation shards."""
 from __future__ import annotations
 
 from ..training.evaluation import calibrate_inference
-
 from ._options import add_device_option, add_progress_option, add_seed_option
 
 __all__ = ["configure", "run"]

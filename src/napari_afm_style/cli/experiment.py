@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..training.experiment import CHOICE_CRITERIA, REGIMES, ExperimentConfig, run_experiment
 from ..training.train_predictor import parse_mix
-
 from ._options import add_device_option, add_progress_option, add_seed_option
 
 __all__ = ["configure", "run"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..training.generate import GenerationConfig, generate_dataset, parse_shard_range
+from ._options import add_progress_option
 
 __all__ = ["configure", "run"]
 
@@ -55,7 +56,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                            "the workers must see OUT at the same path (default: no Dask)")
     p.add_argument("--retries", type=int, default=2,
                    help="with Dask: resubmit a failed shard task up to this many times (default 2)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (-q hides it too)")
+    add_progress_option(p)
 
 
 def run(args) -> int:

@@ -18,7 +18,6 @@ from ..order import (
     reference_names,
     tetrahedral_order_report,
     write_order_csv,
-
 )
 
 __all__ = ["configure", "run"]

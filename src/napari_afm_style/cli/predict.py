@@ -7,8 +7,6 @@ import json
 import logging
 
 from ..predict import DEFAULT_MODEL
-
-
 from ._options import add_device_option
 
 __all__ = ["configure", "run"]

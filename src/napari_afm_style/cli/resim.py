@@ -7,7 +7,6 @@ import time
 
 from ..simulate import MULTIPOLES, TipParameters, opencl_ready, simulate, simulate_straightforward
 
-
 __all__ = ["configure", "run"]
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ..translate import DIRECTIONS, validate_strength
-
 from ._options import add_device_option, add_progress_option
 
 __all__ = ["configure", "run"]
