@@ -29,28 +29,62 @@ import time
 
 
 class StallMonitor:
-    """Longest gap between ticks of a fast QTimer, beyond its interval (ms)."""
+    """Longest gap between ticks of a fast QTimer, beyond its interval (ms).
 
-    def __init__(self, interval_ms: int = 5):
+    With ``sample_after_ms``, a watchdog thread also records where the GUI thread is while
+    a gap is longer than that: the innermost project/napari/vispy/Qt frames of its stack,
+    sampled every 10 ms (``where``: step → {frame: samples}), to find what blocks it.
+    """
+
+    def __init__(self, interval_ms: int = 5, sample_after_ms: float | None = None):
+        import threading
+
         from qtpy.QtCore import QTimer
 
         self.interval_ms = interval_ms
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
+        self.step = "start"
+        self.where: dict = {}
         self.reset()
         self.timer.start()
+        self._main = threading.main_thread().ident
+        self._running = sample_after_ms is not None
+        if self._running:
+            self._sample_after_s = sample_after_ms / 1000
+            threading.Thread(target=self._watch, daemon=True).start()
 
-    def reset(self):
+    def reset(self, step: str | None = None):
         self.last = time.perf_counter()
         self.worst_ms = 0.0
+        if step is not None:
+            self.step = step
 
     def _tick(self):
         now = time.perf_counter()
         self.worst_ms = max(self.worst_ms, (now - self.last) * 1000 - self.interval_ms)
         self.last = now
 
+    def _watch(self):
+        import sys
+        import traceback
+
+        while self._running:
+            time.sleep(0.01)
+            if time.perf_counter() - self.last < self._sample_after_s:
+                continue
+            frame = sys._current_frames().get(self._main)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)
+            names = [f"{fs.filename.rsplit('site-packages/', 1)[-1]}:{fs.lineno} {fs.name}" for fs in stack[-4:]]
+            key = " < ".join(reversed(names))
+            tally = self.where.setdefault(self.step, {})
+            tally[key] = tally.get(key, 0) + 1
+
     def stop(self):
+        self._running = False
         self.timer.stop()
 
 
@@ -88,6 +122,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sample", choices=("experiment_like", "simulated"), default="experiment_like")
     p.add_argument("--json", default=None)
+    p.add_argument("--where", action="store_true",
+                   help="sample the GUI thread's stack during stalls over 30 ms and print the top places per step")
     p.add_argument("--run-after", type=float, default=0.0,
                    help="press Run this many seconds after opening the Predict dock (default 0: at once, "
                         "the worst case; a person takes a few seconds to look at the form)")
@@ -107,13 +143,13 @@ def main(argv=None) -> dict:
     viewer.open_sample("napari-afm-style", key)
     settle(0.5)
     open_viewer_s = time.perf_counter() - t_start
-    mon = StallMonitor()
+    mon = StallMonitor(sample_after_ms=30 if args.where else None)
     out: dict = {"sample": args.sample, "viewer_and_sample_s": round(open_viewer_s, 3), "stall_ms": {}}
 
     # -- cold start: open the Predict dock and press Run at once --------------------------
     from napari_afm_style._qt.predict_widget import PredictWidget
 
-    mon.reset()
+    mon.reset("open dock + first predict (cold)")
     t0 = time.perf_counter()
     predict = PredictWidget(viewer)
     viewer.window.add_dock_widget(predict, name="Predict atoms", area="right")
@@ -134,7 +170,7 @@ def main(argv=None) -> dict:
     out["predict_model_loaded_s"] = round(loaded_at[0], 3) if loaded_at else None
     out["cold_start_to_first_prediction_s"] = round(cold_s, 3)
     settle()
-    mon.reset()
+    mon.reset("predict (warm)")
     t0 = time.perf_counter()
     predict.run()
     first_layer = predict.points_layer
@@ -149,7 +185,7 @@ def main(argv=None) -> dict:
     settle()
 
     # -- the whole path in the docks of `afm-style gui` -----------------------------------
-    mon.reset()
+    mon.reset("open the four docks (models load in background)")
     t0 = time.perf_counter()
     w = build_gui(viewer, sample=None)
     wait_until(lambda: w["translate"].warm and w["predict"].warm)
@@ -159,7 +195,7 @@ def main(argv=None) -> dict:
 
     def step(name, action, done):
         settle(0.2)
-        mon.reset()
+        mon.reset(name)
         t = time.perf_counter()
         action()
         wait_until(done)
@@ -206,6 +242,13 @@ def main(argv=None) -> dict:
         extra = f"  ({out['step_s'][k]:.2f} s)" if k in out.get("step_s", {}) else ""
         print(f"    {k:52s} {v:7.1f} ms{extra}")
     print(f"  re-simulation closest-slice NCC {out['resim_closest_slice_ncc']:.3f}; tip: {out['resim_tip_placement']}")
+    if args.where:
+        print("  where the GUI thread was during stalls over 30 ms (10 ms samples, innermost frame first):")
+        for name, tally in mon.where.items():
+            print(f"    {name}:")
+            for key, n in sorted(tally.items(), key=lambda kv: -kv[1])[:6]:
+                print(f"      {n:4d}  {key}")
+        out["stall_where"] = mon.where
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2)

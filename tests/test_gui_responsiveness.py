@@ -151,3 +151,33 @@ def test_new_layer_is_added_hidden_and_shown_on_a_later_pass(make_napari_viewer,
     viewer.layers.remove(gone)
     qtbot.waitUntil(lambda: shown == [layer, gone], timeout=5_000)
     assert gone not in viewer.layers
+
+
+def test_editing_an_atom_reslices_the_viewer_at_most_once(make_napari_viewer, monkeypatch):
+    viewer = make_napari_viewer()
+    stack, atoms, layer = _scan_and_atoms(viewer)
+    slices = []
+    real = viewer._update_layers
+    monkeypatch.setattr(viewer, "_update_layers", lambda **kw: (slices.append(1), real(**kw))[1])
+    # a lateral move: napari would widen the height axis to the atoms and narrow it back,
+    # re-slicing every layer on each of the two announcements of the change (four passes);
+    # the position and slice thickness end where they were, so nothing needs re-slicing
+    height = viewer.dims.point[0]
+    data = np.array(layer.data)
+    data[0, 2] += 0.4
+    layer.data = data
+    assert slices == []
+    assert viewer.dims.point[0] == height  # the height slider stays on its slice
+    assert viewer.dims.nsteps[0] == len(stack.heights_A)
+    np.testing.assert_allclose(layer._view_data[:, -1], data[:, 2])  # drawn where it now is
+    # a point added far beyond the scan widens the lateral axes: the viewer re-slices, once
+    far = np.vstack([data, data[:1] + [0.0, 0.0, 500.0]])
+    layer.data = far
+    assert len(slices) <= 1
+    assert viewer.dims.range[2].stop >= far[-1, 2] - 1e-6
+    assert viewer.dims.nsteps[0] == len(stack.heights_A)
+    assert len(layer._view_data) == len(far)  # every atom over every slice
+    # removed from the viewer, the layer no longer drives its ranges
+    viewer.layers.remove(layer)
+    layer.data = data
+    assert viewer.dims.range[2].stop < far[-1, 2] - 1.0

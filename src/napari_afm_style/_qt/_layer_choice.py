@@ -131,8 +131,73 @@ class _HeightAxis:
         self.viewer = weakref.ref(viewer)
         self._busy = False
         viewer.dims.events.range.connect(self.update)
-        viewer.layers.events.inserted.connect(self.update)
-        viewer.layers.events.removed.connect(self.update)
+        viewer.layers.events.inserted.connect(self._on_inserted)
+        viewer.layers.events.removed.connect(self._on_removed)
+        for layer in viewer.layers:
+            self._range_on_final_announcement(layer)
+
+    def _on_inserted(self, event):
+        self._range_on_final_announcement(event.value)
+        self.update()
+
+    def _on_removed(self, event):
+        on_final = _FINAL_ONLY.pop(event.value, None)
+        if on_final is not None:
+            event.value.events.data.disconnect(on_final)
+        self.update()
+
+    def _range_on_final_announcement(self, layer):
+        """Let the viewer re-range and re-slice on an atoms layer's data change once, not twice.
+
+        napari's ``Points.data`` setter (and a point dragged by hand) announces a change
+        before and after it happens, and the viewer recomputes every axis' range and
+        re-slices every layer on both (each pass 20–40 ms with a stack open). The extents
+        only change on the second; the first is dropped for our atoms layers.
+        """
+        viewer = self.viewer()
+        on_change = getattr(viewer, "_on_layers_change", None)  # napari's range/slice update
+        if not callable(on_change) or not _is_atoms_layer(layer) or layer in _FINAL_ONLY:
+            return
+        def on_final(event):
+            action = str(getattr(event, "action", "")).lower()
+            if not action.endswith(("changing", "adding", "removing")):
+                self.rerange_once()
+
+        layer.events.data.disconnect(on_change)
+        layer.events.data.connect(on_final)
+        _FINAL_ONLY[layer] = on_final
+
+    def rerange_once(self) -> None:
+        """napari's range update for changed layer data, with the height axis set back to the
+        stacks' slices, re-slicing the layers at most once.
+
+        Done plainly, napari widens the height axis to the atoms and re-slices every layer,
+        then :meth:`update` narrows it again and every layer is re-sliced a second time,
+        although the slider ends where it was (or, worse, one slice off). Here the slider
+        keeps its slice, and the re-slicing waits until both are done and happens only if
+        the position or the slice thickness really changed.
+        """
+        viewer = self.viewer()
+        if viewer is None:
+            return
+        dims = viewer.dims
+        reslice = getattr(viewer, "_update_layers", None)
+        if not callable(reslice) or len(viewer.layers._ranges) != dims.ndim:
+            viewer._on_layers_change()  # axes appear or vanish: napari's own full path
+            return
+        names = ("point", "current_step", "margin_left", "margin_right")
+        before = [getattr(dims, n) for n in names]
+        height_range, height = dims.range[0], dims.point[0]
+        with contextlib.ExitStack() as held:
+            for n in names:
+                held.enter_context(getattr(dims.events, n).blocker(reslice))
+            viewer._on_layers_change()
+            self.update()
+            if dims.range[0] == height_range and dims.point[0] != height:
+                # widened and narrowed back, the axis would leave the slider a slice off
+                dims.set_point(0, height)
+        if [getattr(dims, n) for n in names] != before:
+            reslice()
 
     def update(self, event=None):
         viewer = self.viewer()
@@ -164,6 +229,10 @@ class _HeightAxis:
             self._busy = False
 
 
+#: atoms layers whose data event reaches the viewer's range update only when final, with
+#: the callback that does it
+_FINAL_ONLY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
 #: one controller per viewer, weakly held: our own state, not an attribute set on napari's
 #: Viewer (which napari deprecates)
 _HEIGHT_AXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -186,16 +255,24 @@ def replace_points(viewer, layer, data, **properties) -> None:
     announcement makes the viewer recompute the axes' ranges and re-slice every layer,
     and the height axis kept on the stacks' slices (:func:`keep_atoms_visible`) doubles
     that: four passes over all layers for one new set of points. Here the viewer's range
-    update is held back while the layer changes and run once afterwards; everything else
-    that listens to the layer (its drawing, the order plot) hears every event as before.
+    update is held back while the layer changes and run once afterwards (re-slicing at
+    most once, :meth:`_HeightAxis.rerange_once`); everything else that listens to the
+    layer (its drawing, the order plot) hears every event as before.
     """
     update_viewer = getattr(viewer, "_on_layers_change", None)  # napari's range/slice update
-    held = layer.events.data.blocker(update_viewer) if callable(update_viewer) else contextlib.nullcontext()
+    held = contextlib.ExitStack()
+    if callable(update_viewer):
+        held.enter_context(layer.events.data.blocker(update_viewer))
+        if layer in _FINAL_ONLY:
+            held.enter_context(layer.events.data.blocker(_FINAL_ONLY[layer]))
     with held:
         layer.data = data
         for name, value in properties.items():
             setattr(layer, name, value)
-    if callable(update_viewer):
+    axis = _HEIGHT_AXES.get(viewer)
+    if axis is not None:
+        axis.rerange_once()
+    elif callable(update_viewer):
         update_viewer()
 
 
