@@ -228,6 +228,12 @@ def main(argv=None) -> dict:
     out["stall_ms"] = {k: round(v, 1) for k, v in out["stall_ms"].items()}
     out["longest_stall_ms"] = max(out["stall_ms"].values())
     out["longest_stall_step"] = max(out["stall_ms"], key=out["stall_ms"].get)
+    # opening docks is window set-up (napari builds the dock, Qt lays it out), not a job
+    # of this plugin; the target is for the jobs and the controls that follow them
+    jobs = {k: v for k, v in out["stall_ms"].items() if not k.startswith("open the four docks")}
+    out["longest_job_stall_ms"] = max(jobs.values())
+    out["longest_job_stall_step"] = max(jobs, key=jobs.get)
+    out["steps_over_100_ms"] = sorted(k for k, v in jobs.items() if v > 100)
 
     print(f"napari-afm-style GUI benchmark ({args.sample} sample)")
     when = "at once" if not args.run_after else f"{args.run_after:g} s later"
@@ -241,6 +247,8 @@ def main(argv=None) -> dict:
     for k, v in out["stall_ms"].items():
         extra = f"  ({out['step_s'][k]:.2f} s)" if k in out.get("step_s", {}) else ""
         print(f"    {k:52s} {v:7.1f} ms{extra}")
+    print(f"  longest stall during a job or a control: {out['longest_job_stall_ms']:.1f} ms "
+          f"({out['longest_job_stall_step']}); over 100 ms: {len(out['steps_over_100_ms'])} of {len(jobs)} steps")
     print(f"  re-simulation closest-slice NCC {out['resim_closest_slice_ncc']:.3f}; tip: {out['resim_tip_placement']}")
     if args.where:
         print("  where the GUI thread was during stalls over 30 ms (10 ms samples, innermost frame first):")

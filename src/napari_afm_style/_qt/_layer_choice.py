@@ -180,24 +180,11 @@ class _HeightAxis:
         viewer = self.viewer()
         if viewer is None:
             return
-        dims = viewer.dims
-        reslice = getattr(viewer, "_update_layers", None)
-        if not callable(reslice) or len(viewer.layers._ranges) != dims.ndim:
+        if len(viewer.layers._ranges) != viewer.dims.ndim:
             viewer._on_layers_change()  # axes appear or vanish: napari's own full path
             return
-        names = ("point", "current_step", "margin_left", "margin_right")
-        before = [getattr(dims, n) for n in names]
-        height_range, height = dims.range[0], dims.point[0]
-        with contextlib.ExitStack() as held:
-            for n in names:
-                held.enter_context(getattr(dims.events, n).blocker(reslice))
+        with reslice_at_most_once(viewer):
             viewer._on_layers_change()
-            self.update()
-            if dims.range[0] == height_range and dims.point[0] != height:
-                # widened and narrowed back, the axis would leave the slider a slice off
-                dims.set_point(0, height)
-        if [getattr(dims, n) for n in names] != before:
-            reslice()
 
     def update(self, event=None):
         viewer = self.viewer()
@@ -227,6 +214,40 @@ class _HeightAxis:
                 dims.margin_right = tuple(right)
         finally:
             self._busy = False
+
+
+@contextlib.contextmanager
+def reslice_at_most_once(viewer):
+    """Hold back napari's re-slicing of every layer while the body changes the viewer's
+    axes, keep the height slider on the stacks' slices (and on its slice), and re-slice
+    once at the end if the position or the slice thickness changed.
+
+    napari re-slices all layers on every change of the dims' position, step or margins; a
+    range update that widens the height axis to the atoms, followed by the height axis set
+    back to the stacks' slices, would re-slice twice although the slider ends where it was.
+    """
+    dims = viewer.dims
+    reslice = getattr(viewer, "_update_layers", None)
+    axis = _HEIGHT_AXES.get(viewer)
+    if not callable(reslice):
+        yield
+        if axis is not None:
+            axis.update()
+        return
+    names = ("point", "current_step", "margin_left", "margin_right")
+    before = [getattr(dims, n) for n in names]
+    ndim, height_range, height = dims.ndim, dims.range[0], dims.point[0]
+    with contextlib.ExitStack() as held:
+        for n in names:
+            held.enter_context(getattr(dims.events, n).blocker(reslice))
+        yield
+        if axis is not None:
+            axis.update()
+        if dims.ndim == ndim and dims.range[0] == height_range and dims.point[0] != height:
+            # widened and narrowed back, the axis would leave the slider a slice off
+            dims.set_point(0, height)
+    if dims.ndim != ndim or [getattr(dims, n) for n in names] != before:
+        reslice()
 
 
 #: atoms layers whose data event reaches the viewer's range update only when final, with
@@ -296,7 +317,8 @@ def add_layer_then_show(viewer, layer_data, on_shown=None):
     data, kwargs, layer_type = layer_data
     kwargs = dict(kwargs)
     visible = kwargs.pop("visible", True)
-    layer = getattr(viewer, f"add_{layer_type}")(data, visible=False, **kwargs)
+    with reslice_at_most_once(viewer):  # the new layer is hidden: only the others need it
+        layer = getattr(viewer, f"add_{layer_type}")(data, visible=False, **kwargs)
 
     def show():
         if layer in viewer.layers:

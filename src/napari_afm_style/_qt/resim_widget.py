@@ -8,7 +8,8 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .._layers import STACK_KEY, atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import ROLE_KEY, LayerPicker, add_layer_then_show, is_stack_layer, keep_atoms_visible
+from ._layer_choice import (REVEAL_AFTER_MS, ROLE_KEY, LayerPicker, add_layer_then_show, is_stack_layer,
+                            keep_atoms_visible)
 
 
 class ResimWidget(QWidget):
@@ -78,14 +79,12 @@ class ResimWidget(QWidget):
         t[2] += shift  # beside the scan, same heights: the z slider moves both
         kwargs["translate"] = tuple(t)
         kwargs["metadata"][ROLE_KEY] = "re-simulation"  # offered, but pickers do not jump to it
-        pending = []  # new layers are added hidden and drawn on the next pass of the event loop
+        new_layers = []  # (attribute, LayerData) of layers still to add
         if self.sim_layer is not None and self.sim_layer in self.viewer.layers:
             self.sim_layer.data = data
             self.sim_layer.metadata[STACK_KEY] = simulated
         else:
-            self.sim_layer = add_layer_then_show(self.viewer, (data, kwargs, "image"),
-                                                 on_shown=lambda layer: self._shown(layer, pending))
-            pending.append(self.sim_layer)
+            new_layers.append(("sim_layer", (data, kwargs, "image")))
         if self.show_difference.value:
             d, dk, _ = stack_layer_data(diff, name=f"scan − sim {source}", colormap="PiYG",
                                         contrast_limits=(-3.0, 3.0))
@@ -96,9 +95,7 @@ class ResimWidget(QWidget):
             if self.diff_layer is not None and self.diff_layer in self.viewer.layers:
                 self.diff_layer.data = d
             else:
-                self.diff_layer = add_layer_then_show(self.viewer, (d, dk, "image"),
-                                                      on_shown=lambda layer: self._shown(layer, pending))
-                pending.append(self.diff_layer)
+                new_layers.append(("diff_layer", (d, dk, "image")))
         closest = int(np.argmin(scores["heights_A"]))
         lines = [f"closest slice NCC {scores['ncc'][closest]:.3f}; mean NCC {scores['ncc_mean']:.3f}, "
                  f"mean SSIM {scores['ssim_mean']:.3f}",
@@ -110,15 +107,23 @@ class ResimWidget(QWidget):
                   for z, c, s in zip(scores["heights_A"], scores["ncc"], scores["ssim"])]
         self.scores.setText("\n".join(lines))
         self._result = (simulated, scores)
-        if not pending:
-            self.result = self._result
+        self._add_in_turn(new_layers)
 
-    def _shown(self, layer, pending):
-        """``result`` is set once every new layer of this result is on screen."""
-        if layer in pending:
-            pending.remove(layer)
-        if not pending:
+    def _add_in_turn(self, new_layers):
+        """Add the new layers one per pass of the event loop, each hidden first and drawn
+        on the next pass (two image layers at once held the window for their controls,
+        nodes and shaders together); ``result`` is set once all of them are on screen."""
+        if not new_layers:
             self.result = self._result
+            return
+        from qtpy.QtCore import QTimer
+
+        attribute, layer_data = new_layers[0]
+
+        def shown(layer):
+            QTimer.singleShot(REVEAL_AFTER_MS, lambda: self._add_in_turn(new_layers[1:]))
+
+        setattr(self, attribute, add_layer_then_show(self.viewer, layer_data, on_shown=shown))
 
 
 def _resim_job(stack, atoms, source, min_confidence=0.5, atoms_height_frame=None):
