@@ -155,7 +155,7 @@ def test_new_layer_is_added_hidden_and_shown_on_a_later_pass(make_napari_viewer,
 
 def test_editing_an_atom_reslices_the_viewer_at_most_once(make_napari_viewer, monkeypatch):
     viewer = make_napari_viewer()
-    stack, atoms, layer = _scan_and_atoms(viewer)
+    stack, _, layer = _scan_and_atoms(viewer)
     slices = []
     real = viewer._update_layers
     monkeypatch.setattr(viewer, "_update_layers", lambda **kw: (slices.append(1), real(**kw))[1])

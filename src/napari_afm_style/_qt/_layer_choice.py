@@ -158,6 +158,7 @@ class _HeightAxis:
         on_change = getattr(viewer, "_on_layers_change", None)  # napari's range/slice update
         if not callable(on_change) or not _is_atoms_layer(layer) or layer in _FINAL_ONLY:
             return
+
         def on_final(event):
             action = str(getattr(event, "action", "")).lower()
             if not action.endswith(("changing", "adding", "removing")):
@@ -252,11 +253,11 @@ def reslice_at_most_once(viewer):
 
 #: atoms layers whose data event reaches the viewer's range update only when final, with
 #: the callback that does it
-_FINAL_ONLY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_FINAL_ONLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: one controller per viewer, weakly held: our own state, not an attribute set on napari's
 #: Viewer (which napari deprecates)
-_HEIGHT_AXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_HEIGHT_AXES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def keep_atoms_visible(viewer) -> None:
