@@ -26,7 +26,7 @@ PACKAGE = "napari_afm_style"
 #: floor name → module names (a name stands for itself and everything under it)
 FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("napari_afm_style", "stack", "resample", "_plain", "_device", "_mmd", "io")),
-    ("physics", ("simulate", "structures", "perturb", "completion", "order", "compare")),
+    ("physics", ("simulate", "structures", "perturb", "completion", "order", "compare", "resimulation")),
     ("models", ("models",)),
     ("inference", ("predict", "translate")),
     ("training", ("training",

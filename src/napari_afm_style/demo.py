@@ -117,12 +117,10 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
     ``quick`` crops the scan to its central 64×64 pixels (used by the test suite).
     """
     from ._sample_data import EXP_STACK, SIM_STACK, data_path
-    from .compare import match_scores
-    from .completion import complete_structure
     from .io import read_stack, write_atoms, write_stack
     from .order import order_distances
     from .predict import DEFAULT_MODEL, predict
-    from .simulate import place_tip_over_prediction, simulate
+    from .resimulation import resimulate_prediction
     from .translate import translate
 
     model = DEFAULT_MODEL if model is None else model
@@ -143,14 +141,12 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
     with _timed(times, "resimulate"):
         # as the Re-simulate dock does: confident atoms only, the tip placed from them or
         # the stack's own height frame (one unsure atom above the rest must not set it)
-        window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
-        placement = (place_tip_over_prediction(atoms, stack, atoms_height_frame=atoms.info.get("height_frame"))
-                     if len(atoms) else None)
-        kept = atoms[placement["confident"]] if placement is not None else atoms
-        full = complete_structure(kept, window_A=window) if len(kept) else None
-        simulated = (simulate(full, stack, height_offset_A=placement["height_offset_A"]) if full is not None
-                     else stack.replace(data=np.zeros_like(stack.data)))
-        scores = match_scores(stack, simulated) if full is not None else {"ncc_mean": float("nan"), "ssim_mean": float("nan")}
+        try:
+            resim = resimulate_prediction(stack, atoms)
+        except ValueError:  # nothing confident enough to simulate
+            resim = None
+        simulated = resim.simulated if resim is not None else stack.replace(data=np.zeros_like(stack.data))
+        scores = resim.scores if resim is not None else {"ncc_mean": float("nan"), "ssim_mean": float("nan")}
     with _timed(times, "order"):
         n_o = int(np.sum(np.array(atoms.get_chemical_symbols()) == "O"))
         dist = order_distances(atoms) if n_o >= 5 else {}
@@ -167,9 +163,9 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
         "model": model,
         "translation_strength": strength,
         "resim_ncc_mean": scores["ncc_mean"],
-        "resim_ncc_closest": (scores["ncc"][int(np.argmin(stack.heights_A))] if "ncc" in scores else float("nan")),
-        "resim_tip_placement": placement["note"] if placement is not None else None,
-        "resim_atoms_left_out": int(len(atoms) - len(kept)),
+        "resim_ncc_closest": resim.closest_ncc if resim is not None else float("nan"),
+        "resim_tip_placement": resim.placement["note"] if resim is not None else None,
+        "resim_atoms_left_out": int(resim.placement["left_out"]) if resim is not None else len(atoms),
         "resim_ssim_mean": scores["ssim_mean"],
         "wasserstein_S_k": dist.get("wasserstein_S_k"),
         "wasserstein_S_g": dist.get("wasserstein_S_g"),

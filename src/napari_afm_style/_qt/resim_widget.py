@@ -128,21 +128,14 @@ class ResimWidget(QWidget):
 
 def _resim_job(stack, atoms, source, min_confidence=0.5, atoms_height_frame=None):
     from ..compare import difference_stack, match_scores
-    from ..completion import complete_structure
-    from ..simulate import place_tip_over_prediction, simulate
+    from ..resimulation import prepare_resimulation
+    from ..simulate import simulate
 
     yield (0, 3, "placing the tip and completing the structure (substrate, hydrogens)…")
-    placement = place_tip_over_prediction(atoms, stack, min_confidence=min_confidence,
-                                          atoms_height_frame=atoms_height_frame)
-    kept = atoms[placement["confident"]]
-    if len(kept) == 0:
-        raise ValueError(f"no atom has confidence ≥ {min_confidence:.2f}; lower the floor")
-    placement = dict(placement, left_out=len(atoms) - len(kept), min_confidence=min_confidence)
-    window = ((stack.x_A[0], stack.y_A[0]), (stack.x_A[-1], stack.y_A[-1]))
-    full = complete_structure(kept, window_A=window)
-    yield (1, 3, f"simulating {len(full)} atoms with ppafm…")
-    simulated = simulate(full, stack, height_offset_A=placement["height_offset_A"])
+    res = prepare_resimulation(stack, atoms, min_confidence, atoms_height_frame)
+    yield (1, 3, f"simulating {len(res.structure)} atoms with ppafm…")
+    simulated = simulate(res.structure, stack, height_offset_A=res.placement["height_offset_A"])
     yield (2, 3, "scoring")
     scores = match_scores(stack, simulated)
     yield (3, 3, f"done: mean NCC {scores['ncc_mean']:.3f}")
-    return simulated, scores, difference_stack(stack, simulated), source, placement
+    return simulated, scores, difference_stack(stack, simulated), source, res.placement
