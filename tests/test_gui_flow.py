@@ -55,9 +55,13 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
     tw.strength.value = 1.0
     assert not np.allclose(half, translated.data)
 
-    # predict on the translated stack (the picker followed the new layer)
+    # the Predict dock followed the new layer and says that the default model reads raw
+    # scans best; a person takes the advice and predicts on the scan (the default path)
     pw = w["predict"]
     assert pw.image.layer() is translated
+    assert pw.model.value == "hybrid" and "choose the raw scan" in pw.advice.value
+    pw.image.choose(scan.name)
+    assert pw.advice.value == "hybrid reads raw scans best"
     assert pw.run() is not None
     qtbot.waitUntil(lambda: pw.points_layer is not None, timeout=120_000)
     atoms = pw.points_layer
@@ -83,9 +87,9 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
     qtbot.waitUntil(lambda: not ow.pending, timeout=60_000)
     assert not np.allclose(ow.report[3], before) and ow.canvas.drawn_bars() > 0
 
-    # re-simulate the edited prediction on the scan it was predicted from
+    # re-simulate the edited prediction on the scan it was predicted from (chosen with it)
     rw = w["resim"]
-    assert rw.image.layer() is translated and rw.points.layer() is atoms
+    assert rw.points.layer() is atoms and rw.image.layer() is scan
     assert rw.run() is not None
     qtbot.waitUntil(lambda: rw.result is not None, timeout=300_000)
     simulated, scores = rw.result
@@ -96,13 +100,13 @@ def test_whole_path_open_translate_predict_edit_resimulate_order_save(make_napar
     assert viewer.dims.nsteps[0] == len(heights)  # the re-simulation beside it: same heights
     # the pickers stay on the scan (a second re-simulation runs against it, not against the
     # re-simulation), and the difference layer is never offered as a Δf stack
-    assert rw.image.layer() is translated and pw.image.layer() is translated
+    assert rw.image.layer() is scan and pw.image.layer() is scan
     rw.show_difference.value = True
     rw.result = None
     assert rw.run() is not None
     qtbot.waitUntil(lambda: rw.result is not None, timeout=300_000)
     assert rw.diff_layer is not None and all(c is not rw.diff_layer for c in pw.image.choices)
-    assert rw.image.layer() is translated
+    assert rw.image.layer() is scan
     # a point added by hand is a sure O of an atom's size
     atoms.add([[float(heights.min()) - 3.0, 8.0, 8.0]])
     assert atoms.features["element"].iloc[-1] == "O" and atoms.features["confidence"].iloc[-1] == 1.0

@@ -118,3 +118,28 @@ def test_docks_load_their_network_in_the_background_and_remember_the_device(make
     again = PredictWidget(viewer)
     qtbot.waitUntil(lambda: again.warm, timeout=120_000)
     assert again.device_value == devices[-1]
+
+
+def test_predict_dock_says_which_input_the_model_reads_best(make_napari_viewer):
+    from napari_afm_style._layers import STACK_KEY, stack_layer_data
+    from napari_afm_style._qt.predict_widget import PredictWidget
+    from napari_afm_style.models.shipped import BEST_BACKWARD_STRENGTH, DEFAULT_MODEL
+
+    viewer = make_napari_viewer()
+    scan = viewer.open_sample("napari-afm-style", "water_experiment_like")[0]
+    widget = PredictWidget(viewer)
+    # the default path: the default model on the raw scan, and the dock agrees
+    assert BEST_BACKWARD_STRENGTH[DEFAULT_MODEL] == 0.0
+    assert widget.image.layer() is scan and widget.advice.value == f"{DEFAULT_MODEL} reads raw scans best"
+    widget.model.value = "handcrafted"
+    assert widget.advice.value == ("handcrafted reads scans translated backward at strength 1 best: "
+                                   "translate the scan backward at strength 1 first")
+    # a backward translation (as the Translate dock records it) appears and is chosen
+    stack = scan.metadata[STACK_KEY]
+    meta = dict(stack.metadata, translation={"direction": "backward", "strength": 1.0})
+    d, k, _ = stack_layer_data(stack.replace(metadata=meta), name="translated")
+    viewer.add_image(d, **k)
+    assert widget.image.layer().name == "translated"
+    assert widget.advice.value == "handcrafted reads scans translated backward at strength 1 best"
+    widget.model.value = DEFAULT_MODEL
+    assert widget.advice.value.endswith(": choose the raw scan")

@@ -20,11 +20,11 @@ from .io._atomic import check_overwrite, is_figure_of_kind, save_figure, write_j
 
 __all__ = ["run_demo", "DEFAULT_BACKWARD_STRENGTH"]
 
-#: backward-translation strength of the default path: 1, the path that scored best for the
-#: shipped default model on the labelled experiment-style scans (top-layer O F1 0.891 after
-#: translation at strength 1, 0.883 raw and at 0.5; the paired interval of the gain,
-#: [−0.021, +0.038], says the two are not measurably different; docs/experiment.md)
-DEFAULT_BACKWARD_STRENGTH = 1.0
+#: backward-translation strength of the default path: 0, the raw scan — the default model
+#: (`hybrid`) scores best there on the labelled experiment-style scans (top-layer O F1 0.892 raw,
+#: 0.886 / 0.876 after translation at 0.5 / 1; docs/experiment.md). ``--strength`` runs the
+#: other path (the figure's middle panel then shows the translated scan).
+DEFAULT_BACKWARD_STRENGTH = 0.0
 
 
 @contextlib.contextmanager
@@ -187,8 +187,8 @@ def configure_demo_parser(p: argparse.ArgumentParser) -> None:
                                                  "predict.DEFAULT_MODEL)")
     p.add_argument("--threshold", type=float, default=None, help="O/H heat-map threshold (default: the model's calibrated one)")
     p.add_argument("--strength", type=float, default=DEFAULT_BACKWARD_STRENGTH,
-                   help="backward translation strength 0–1 before prediction (default 1, the path that "
-                        "measured best for the default model; 0: the raw scan)")
+                   help="backward translation strength 0–1 before prediction (default 0: the raw scan, "
+                        "the path that measured best for the default model)")
 
 
 def run_demo_command(args) -> int:

@@ -83,6 +83,10 @@ class LayerPicker(ComboBox):
         return "" if layer is None else layer.name
 
 
+#: Points layer metadata key: the name of the Δf stack layer its atoms were predicted from
+#: (the Re-simulate dock simulates on that scan when the layer is chosen)
+SOURCE_KEY = "afm_source_layer"
+
 #: layer metadata key for what a layer made by a dock is: "re-simulation" (a Δf stack the
 #: pickers offer but do not jump to when it appears) or "difference" (not Hz: not a stack)
 ROLE_KEY = "afm_role"

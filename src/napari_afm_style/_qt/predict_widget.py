@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, FloatSlider
+from magicgui.widgets import ComboBox, FloatSlider, Label
 from qtpy.QtCore import QTimer
 
-from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, atoms_layer_data
+from .._layers import ELEMENT_COLORS, ELEMENT_SIZES_A, STACK_KEY, atoms_layer_data
 from ._jobs import StackJobWidget
-from ._layer_choice import add_layer_then_show, replace_points
+from ._layer_choice import SOURCE_KEY, add_layer_then_show, replace_points
 
 #: averaged views (test-time augmentation): the model's calibrated choice, or a number
 VIEW_CHOICES = [("model's choice", None), ("1", 1), ("2", 2), ("4", 4), ("8", 8)]
@@ -30,13 +30,19 @@ class PredictWidget(StackJobWidget):
         self.maps = None  # PredictionMaps of the last run (the widget's model object)
         self.points_layer = None
         self._adding = None  # the Points layer added but not yet shown
+        self._source_name = None  # the stack layer the atoms were predicted from
         # the same default as the API, CLI and demo
         self.model = ComboBox(choices=list_models(), value=DEFAULT_MODEL, label="model")
         # mirrored/rotated views averaged (test-time augmentation)
         self.views = ComboBox(choices=VIEW_CHOICES, value=None, label="averaged views")
         self.threshold = FloatSlider(value=0.5, min=0.01, max=0.99, step=0.01, label="confidence ≥")
-        self.add_fields(self.model, self.views, self.threshold)
+        # which input the chosen model reads best (the default path: hybrid on the raw scan)
+        self.advice = Label(value="", label="input")
+        self.add_fields(self.model, self.advice, self.views, self.threshold)
         self.add_device_row()
+        self.model.changed.connect(self._advise)
+        self.image.changed.connect(self._advise)
+        self._advise()
         self._threshold_timer = QTimer(self)
         self._threshold_timer.setSingleShot(True)
         self._threshold_timer.setInterval(self.THRESHOLD_DEBOUNCE_MS)
@@ -51,7 +57,17 @@ class PredictWidget(StackJobWidget):
     def threshold_value(self) -> float:
         return round(float(self.threshold.value), 2)
 
+    def _advise(self, *_):
+        from ..models.shipped import input_advice
+
+        layer = self.image.layer()
+        stack = getattr(layer, "metadata", {}).get(STACK_KEY) if layer is not None else None
+        done = (getattr(stack, "metadata", None) or {}).get("translation") or {}
+        strength = float(done.get("strength", 0.0)) if done.get("direction") == "backward" else None
+        self.advice.value = input_advice(self.model.value, strength)
+
     def run(self):
+        self._advise()  # the translate dock's slider may have changed the stack since
         chosen = self.selected_stack()
         if chosen is None:
             return None
@@ -88,8 +104,12 @@ class PredictWidget(StackJobWidget):
         atoms = self.maps.atoms(self.threshold_value)
         name = f"atoms ({self.maps.info.get('predictor_model', self.model.value)})"
         data, kwargs, _ = atoms_layer_data(atoms, name=name)
+        if source_name is not None:
+            self._source_name = source_name
+        kwargs["metadata"][SOURCE_KEY] = self._source_name
         layer = self.points_layer or self._adding  # a layer on its way to the screen is reused
         if layer is not None and layer in self.viewer.layers:
+            layer.metadata[SOURCE_KEY] = self._source_name
             replace_points(self.viewer, layer, data, features=kwargs["features"],
                            face_color=kwargs["face_color"] if len(atoms) else "red",
                            size=kwargs["size"] if len(atoms) else 0.7)

@@ -8,8 +8,8 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .._layers import STACK_KEY, atoms_from_points, stack_from_layer, stack_layer_data
 from ._jobs import JobControls
-from ._layer_choice import (REVEAL_AFTER_MS, ROLE_KEY, LayerPicker, add_layer_then_show, is_stack_layer,
-                            keep_atoms_visible)
+from ._layer_choice import (REVEAL_AFTER_MS, ROLE_KEY, SOURCE_KEY, LayerPicker, add_layer_then_show,
+                            is_stack_layer, keep_atoms_visible)
 
 
 class ResimWidget(QWidget):
@@ -53,7 +53,21 @@ class ResimWidget(QWidget):
         layout.addWidget(self.scores)
         layout.addStretch(1)
         self.jobs.run_button.clicked.connect(self.run)
+        self.points.changed.connect(self._follow_source)
+        self._follow_source()
         keep_atoms_visible(napari_viewer)
+
+    def _follow_source(self, *_):
+        """A predicted structure is re-simulated on the scan it was predicted from: choosing
+        its Points layer chooses that stack (when it is still open)."""
+        points = self.points.layer()
+        source = getattr(points, "metadata", {}).get(SOURCE_KEY) if points is not None else None
+        if source is None:
+            return
+        for layer in self.viewer.layers:
+            if layer.name == source and any(c is layer for c in self.image.choices):
+                self.image.value = layer
+                return
 
     def run(self):
         image, points = self.image.layer(), self.points.layer()
