@@ -4,7 +4,8 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
 
 ``afm-style gui``'s window (``demo.build_gui``) on the experiment-like sample: translate
-backward → translate.png; predict → viewer.png (atoms on the scan, README); re-simulate
+backward → translate.png; predict on the raw scan (the default path) → viewer.png (atoms on
+the scan, README); re-simulate
 beside the scan → resim.png; the order dock in front → order.png.
 """
 
@@ -47,6 +48,9 @@ def main():
 
     w["docks"]["predict"].raise_()
     pw = w["predict"]
+    pw.image.choose(scan.name)  # the default path: the default model on the raw scan
+    scan.visible = True
+    tw.output_layer.visible = False
     pw.run()
     wait_for(lambda: pw.points_layer is not None and not pw.jobs.running)
     viewer.screenshot(str(OUT / "viewer.png"), canvas_only=False)
