@@ -1,8 +1,8 @@
 """The main job, headless: the whole pipeline on the bundled sample.
 
-load → backward style translation → structure prediction → ppafm re-simulation →
-tetrahedral order vs theory → XYZ export, with timings, a summary and figures written
-to an output folder. ``afm-style demo -o OUT`` runs it; ``afm-style gui`` opens napari
+load → (backward style translation, when a strength is given; the default path predicts on the
+raw scan) → structure prediction → ppafm re-simulation → tetrahedral order vs theory → XYZ
+export, with timings, a summary and figures written to an output folder. ``afm-style demo -o OUT`` runs it; ``afm-style gui`` opens napari
 with every widget docked on the same sample.
 """
 
@@ -134,8 +134,11 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
             c = stack.shape[1] // 2
             stack = stack.replace(data=stack.data[:, c - 32 : c + 32, c - 32 : c + 32],
                                   origin_A=stack.origin_A + (c - 32) * stack.pixel_size_A)
-    with _timed(times, "translate_backward"):
-        translated = translate(stack, direction="backward", strength=strength)
+    if strength:
+        with _timed(times, "translate_backward"):
+            translated = translate(stack, direction="backward", strength=strength)
+    else:  # the raw path: no translator is loaded, and no copy of the scan is written
+        translated = stack
     with _timed(times, "predict"):
         atoms = predict(translated, model=model, threshold=threshold)
     with _timed(times, "resimulate"):
@@ -152,7 +155,10 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
         dist = order_distances(atoms) if n_o >= 5 else {}
     with _timed(times, "export"):
         write_atoms(atoms, out / "predicted.xyz")
-        write_stack(translated, out / "translated_backward.npz")
+        if strength:
+            write_stack(translated, out / "translated_backward.npz")
+        else:  # an earlier run's translated scan (checked to be ours above) is not this run's
+            (out / "translated_backward.npz").unlink(missing_ok=True)
         write_stack(simulated, out / "resimulated.npz")
         _figure(stack, translated, simulated, atoms, dist, out / "pipeline.png", strength, scores)
     symbols = atoms.get_chemical_symbols()
