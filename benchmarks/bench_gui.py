@@ -207,6 +207,7 @@ def main(argv=None) -> dict:
     step("translate backward", tw.run, lambda: tw.output_layer is not None and not tw.jobs.running)
     step("strength slider → 0.5", lambda: tw.strength.__setattr__("value", 0.5), lambda: True)
     step("strength slider → 1.0", lambda: tw.strength.__setattr__("value", 1.0), lambda: True)
+    pw.image.choose(viewer.layers[0].name)  # the default path: the default model on the raw scan
     step("predict", pw.run, lambda: pw.points_layer is not None and not pw.jobs.running)
     atoms = pw.points_layer
     step("order plot of the new atoms", lambda: None, lambda: ow.plotted == atoms.name and not ow.pending)

@@ -315,21 +315,35 @@ def add_layer_then_show(viewer, layer_data, on_shown=None):
     (60–100 ms on the GUI thread); its first drawing compiles the node's shaders (another
     10–90 ms in software OpenGL). Done in one go the window stalls for both; hidden first,
     the layer is neither sliced nor drawn until it is shown, so the window repaints and
-    answers input between the two halves. ``on_shown(layer)`` runs then (also when the
-    layer was removed meanwhile: it is then left as it is)."""
+    answers input between the parts: insertion, then napari's switch of the selection to the
+    new layer (its controls and the layer list, 20 ms), then showing it. ``on_shown(layer)``
+    runs then (also when the layer was removed meanwhile: it is then left as it is)."""
     from qtpy.QtCore import QTimer
 
     data, kwargs, layer_type = layer_data
     kwargs = dict(kwargs)
     visible = kwargs.pop("visible", True)
-    with reslice_at_most_once(viewer):  # the new layer is hidden: only the others need it
-        layer = getattr(viewer, f"add_{layer_type}")(data, visible=False, **kwargs)
+    layers = viewer.layers
+    select_on_insert = getattr(layers, "_activate_on_insert", None)
+    try:
+        if select_on_insert is not None:  # napari's selection switch (controls, list) comes later
+            layers._activate_on_insert = False
+        with reslice_at_most_once(viewer):  # the new layer is hidden: only the others need it
+            layer = getattr(viewer, f"add_{layer_type}")(data, visible=False, **kwargs)
+    finally:
+        if select_on_insert is not None:
+            layers._activate_on_insert = select_on_insert
+
+    def select():
+        if select_on_insert and layer in layers:
+            layers.selection.active = layer  # as napari does on insert, one pass later
+        QTimer.singleShot(REVEAL_AFTER_MS, show)
 
     def show():
-        if layer in viewer.layers:
+        if layer in layers:
             layer.visible = visible
         if on_shown is not None:
             on_shown(layer)
 
-    QTimer.singleShot(REVEAL_AFTER_MS, show)
+    QTimer.singleShot(REVEAL_AFTER_MS, select)
     return layer
