@@ -39,13 +39,15 @@ def _folder(args) -> int:
     print(f"{len(scans)} scans of {Path(args.exp).name}: closest-slice NCC of the re-simulated prediction")
     print("| model | backward | NCC mean [95 %] | H per scan | left out per scan | Δ vs first [paired 95 %] |")
     print("|---|---|---|---|---|---|")
+    # each scan is translated once (the network runs once; strengths only rescale), for every model
+    translations = [prepare_translation(st, "backward") for st in scans] if any(args.strengths) else None
     first = None
     for model in args.models:
         loaded = load_model(model)
         for s in args.strengths:
             per_scan, n_h, left = [], [], []
-            for stack in scans:
-                src = prepare_translation(stack, "backward").at(s) if s > 0 else stack
+            for i, stack in enumerate(scans):
+                src = translations[i].at(s) if s > 0 else stack
                 atoms = predict(src, model=loaded)
                 try:
                     res = resimulate_prediction(stack, atoms)

@@ -2,7 +2,8 @@
 
 load → (backward style translation, when a strength is given; the default path predicts on the
 raw scan) → structure prediction → ppafm re-simulation → tetrahedral order vs theory → XYZ
-export, with timings, a summary and figures written to an output folder. ``afm-style demo -o OUT`` runs it; ``afm-style gui`` opens napari
+export, with timings, a summary and figures written to an output folder.
+``afm-style demo -o OUT`` runs it; ``afm-style gui`` opens napari
 with every widget docked on the same sample.
 """
 
@@ -17,14 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from .io._atomic import check_overwrite, is_figure_of_kind, save_figure, write_json_atomic
+from .models.shipped import BEST_BACKWARD_STRENGTH, DEFAULT_MODEL
 
 __all__ = ["run_demo", "DEFAULT_BACKWARD_STRENGTH"]
 
-#: backward-translation strength of the default path: 0, the raw scan — the default model
-#: (`hybrid`) scores best there on the labelled experiment-style scans (top-layer O F1 0.892 raw,
-#: 0.886 / 0.876 after translation at 0.5 / 1; docs/experiment.md). ``--strength`` runs the
-#: other path (the figure's middle panel then shows the translated scan).
-DEFAULT_BACKWARD_STRENGTH = 0.0
+#: backward-translation strength of the default path: the one the default model reads best
+#: (`models.shipped.BEST_BACKWARD_STRENGTH`; for `hybrid` 0, the raw scan: top-layer O F1 0.892
+#: raw, 0.886 / 0.876 after translation at 0.5 / 1; docs/experiment.md). ``--strength`` runs
+#: another path (the figure's middle panel then shows the translated scan).
+DEFAULT_BACKWARD_STRENGTH = BEST_BACKWARD_STRENGTH[DEFAULT_MODEL]
 
 
 @contextlib.contextmanager
@@ -119,7 +121,7 @@ def run_demo(out_dir, sample: str = "experiment_like", model: str | None = None,
     from ._sample_data import EXP_STACK, SIM_STACK, data_path
     from .io import read_stack, write_atoms, write_stack
     from .order import order_distances
-    from .predict import DEFAULT_MODEL, predict
+    from .predict import predict
     from .resimulation import resimulate_prediction
     from .translate import translate
 

@@ -185,10 +185,7 @@ class _HeightAxis:
         viewer = self.viewer()
         if viewer is None:
             return
-        if len(viewer.layers._ranges) != viewer.dims.ndim:
-            viewer._on_layers_change()  # axes appear or vanish: napari's own full path
-            return
-        with reslice_at_most_once(viewer):
+        with reslice_at_most_once(viewer):  # also when axes appear or vanish: it then re-slices
             viewer._on_layers_change()
 
     def update(self, event=None):
