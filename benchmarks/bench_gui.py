@@ -18,6 +18,14 @@ Measured:
   repaint or take a click. The jobs run in worker threads, so what remains is the GUI
   thread's share: layer updates, drawing, Python's GIL held by the worker.
 
+* **floors**, measured in the same run, that are not this plugin's code: the longest time
+  ``import torch`` (after the same preload of its libraries) keeps any other Python thread
+  from running, in a separate process (a GUI thread would freeze as long, once per
+  process); and the stall of napari alone adding the same predicted atoms as a new Points
+  layer in one go (``viewer.add_points``: building the layer, its controls and vispy
+  visuals, parsing and compiling their shaders on the first drawing), with the predict
+  step's stall as a ratio of it.
+
 Numbers are printed (and written with ``--json``); the tests never assert on wall time.
 """
 
@@ -25,7 +33,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
+
+#: run in a separate process: how long ``import torch`` holds Python's lock (GIL) at a stretch
+TORCH_IMPORT_PROBE = """
+import threading, time
+from napari_afm_style._qt._jobs import preload_torch_libraries
+worst, done = [0.0], [False]
+def tick():
+    last = time.perf_counter()
+    while not done[0]:
+        time.sleep(0.001)
+        now = time.perf_counter()
+        worst[0] = max(worst[0], now - last - 0.001)
+        last = now
+ticker = threading.Thread(target=tick)
+ticker.start()
+preload_torch_libraries()
+import torch
+done[0] = True
+ticker.join()
+print(round(worst[0] * 1000, 1))
+"""
+
+
+def torch_import_hold_ms() -> float:
+    """Longest stretch (ms) for which ``import torch`` keeps another Python thread waiting,
+    measured in a fresh interpreter (torch can be imported only once per process)."""
+    run = subprocess.run([sys.executable, "-c", TORCH_IMPORT_PROBE], capture_output=True, text=True, check=True)
+    return float(run.stdout.strip().splitlines()[-1])
 
 
 class StallMonitor:
@@ -129,8 +167,7 @@ def main(argv=None) -> dict:
                         "the worst case; a person takes a few seconds to look at the form)")
     args = p.parse_args(argv)
 
-    import sys
-
+    torch_hold_ms = torch_import_hold_ms()
     assert "torch" not in sys.modules, "run in a fresh process: torch is already imported"
     import napari
     import numpy as np
@@ -221,6 +258,18 @@ def main(argv=None) -> dict:
 
     step("edit one atom → order plot", edit, lambda: not ow.pending)
     step("re-simulate", rw.run, lambda: rw.result is not None and not rw.jobs.running)
+    # napari's own cost for the same atoms, added in one go as a new layer (the floor of
+    # the predict step: the dock adds its layer in parts, on separate event-loop passes)
+    from napari_afm_style._layers import atoms_layer_data
+
+    floor_data, floor_kwargs, _ = atoms_layer_data(pw.maps.atoms(pw.threshold_value), name="napari alone")
+    step("napari alone: the same atoms as a new Points layer",
+         lambda: viewer.add_points(floor_data, **floor_kwargs), lambda: True)
+    floor_ms = out["stall_ms"].pop("napari alone: the same atoms as a new Points layer")
+    out["step_s"].pop("napari alone: the same atoms as a new Points layer", None)
+    out["floor_ms"] = {"import torch (any thread waits, once per process)": torch_hold_ms,
+                       "napari adds the same atoms as a new Points layer": round(floor_ms, 1)}
+    out["predict_over_napari_floor"] = round(out["stall_ms"]["predict"] / floor_ms, 2)
     simulated, scores = rw.result
     closest = int(np.argmin(scores["heights_A"]))
     out["resim_closest_slice_ncc"] = round(float(scores["ncc"][closest]), 3)
@@ -250,6 +299,11 @@ def main(argv=None) -> dict:
         print(f"    {k:52s} {v:7.1f} ms{extra}")
     print(f"  longest stall during a job or a control: {out['longest_job_stall_ms']:.1f} ms "
           f"({out['longest_job_stall_step']}); over 100 ms: {len(out['steps_over_100_ms'])} of {len(jobs)} steps")
+    print("  floors, the same run, not this plugin's code:")
+    print(f"    import torch (fresh process) keeps other Python threads waiting up to {torch_hold_ms:.0f} ms "
+          "(once per process; the cold step includes it)")
+    print(f"    napari alone adding the same atoms as a new Points layer: {floor_ms:.0f} ms; "
+          f"the predict step's stall is {out['predict_over_napari_floor']:.2f}× that")
     print(f"  re-simulation closest-slice NCC {out['resim_closest_slice_ncc']:.3f}; tip: {out['resim_tip_placement']}")
     if args.where:
         print("  where the GUI thread was during stalls over 30 ms (10 ms samples, innermost frame first):")

@@ -12,9 +12,10 @@ import sys
 import threading
 from typing import Callable
 
-from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from ._background import background
 
 
 class JobControls(QWidget):
@@ -56,7 +57,7 @@ class JobControls(QWidget):
         if self.worker is not None:
             self.status.setText("a job is still running: wait for it or cancel it first")
             return None
-        worker = thread_worker(gen_func, start_thread=False)(*args, **kwargs)
+        worker = background(gen_func, *args, **kwargs)
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(lambda result, w=worker: self._deliver(w, on_result, result))
         worker.errored.connect(self._on_error)
@@ -384,8 +385,7 @@ class StackJobWidget(QWidget):
         """Load the network (and find the GPUs) in a background thread."""
         if self.warm_kind is None:
             return None
-        worker = thread_worker(_warm_job, start_thread=False)(self.warm_kind, self.warm_model(),
-                                                                self._wanted_device)
+        worker = background(_warm_job, self.warm_kind, self.warm_model(), self._wanted_device)
         worker.returned.connect(self._warmed)
         worker.errored.connect(lambda exc: self.jobs.status.setText(f"model not loaded: {exc}"))
         worker.finished.connect(lambda: setattr(self, "warm_finished", True))

@@ -8,13 +8,13 @@ starts when a canvas is made, and the drawing threads import it where they need 
 from __future__ import annotations
 
 import numpy as np
-from napari.qt.threading import thread_worker
 from napari.utils.theme import get_theme
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QImage, QPixmap
 from qtpy.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ..io._atomic import save_figure
+from ._background import background
 
 
 def import_matplotlib():
@@ -74,7 +74,7 @@ class ThemedCanvas(QWidget):
         self._resize.setInterval(120)
         self._resize.timeout.connect(self.refresh)
         # matplotlib is imported in the background while the dock opens, not on the GUI thread
-        self._import_worker = thread_worker(import_matplotlib, start_thread=False)()
+        self._import_worker = background(import_matplotlib)
         self._import_worker.start()
 
     # -- colours ---------------------------------------------------------------------------
@@ -130,8 +130,8 @@ class ThemedCanvas(QWidget):
         ratio = self.canvas.devicePixelRatioF()
         w = max(self.canvas.width(), self.MIN_SIZE[0])
         h = max(self.canvas.height(), self.MIN_SIZE[1])
-        worker = thread_worker(_render, start_thread=False)(
-            self.draw_on, self.state(), int(w * ratio), int(h * ratio), self.DPI * ratio,
+        worker = background(
+            _render, self.draw_on, self.state(), int(w * ratio), int(h * ratio), self.DPI * ratio,
             self._colors["background"])
         worker.returned.connect(lambda result, r=request, k=ratio: self._show(result, r, k))
         worker.errored.connect(lambda exc, r=request: self._failed(r))

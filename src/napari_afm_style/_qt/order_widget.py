@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from napari.qt.threading import thread_worker
 from qtpy.QtCore import QTimer
 from magicgui.widgets import Container
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from .._layers import atoms_from_points
+from ._background import background
 from ._layer_choice import LayerPicker, keep_atoms_visible
 from .mpl_canvas import ThemedCanvas
 
@@ -158,7 +158,7 @@ class OrderWidget(QWidget):
             return
         oxygen = atoms.positions[np.array(atoms.get_chemical_symbols()) == "O"]
         self.summary.setText(f"computing the order of {len(oxygen)} O in {layer.name!r}…")
-        worker = thread_worker(_order_job, start_thread=False)(oxygen, layer.name)
+        worker = background(_order_job, oxygen, layer.name)
         worker.returned.connect(lambda result, g=generation: self._show(result, g))
         worker.errored.connect(lambda exc, g=generation: self._failed(exc, g))
         self._worker = worker
