@@ -80,3 +80,19 @@ def test_shipped_model_scores_the_sample_and_a_shifted_prediction_does_not(label
         return stack.replace(origin_A=stack.origin_A + 1.0)
     bad = score_labelled_scans("pure", labelled_sample, transform=shifted, bootstrap=50)
     assert bad["mean_f1"] < 0.3
+
+
+def test_rigid_offset_is_the_shift_that_costs_the_matches():
+    from napari_afm_style.labelled_scans import rigid_offset_A, top_layer_f1
+
+    rng = np.random.default_rng(3)
+    grid = np.array([[x, y, -3.0] for x in np.arange(0, 12, 2.8) for y in np.arange(0, 12, 2.8)])
+    shifted = grid + [0.1, -0.6, 0.0] + np.c_[rng.normal(0, 0.05, (len(grid), 2)), np.zeros(len(grid))]
+    assert top_layer_f1(shifted, grid)["f1"] < 0.5  # 0.6 Å off: beyond the 0.5 Å tolerance
+    offset = rigid_offset_A(shifted, grid)
+    np.testing.assert_allclose(offset, [0.1, -0.6], atol=0.03)
+    moved = shifted.copy()
+    moved[:, :2] -= offset
+    assert top_layer_f1(moved, grid)["f1"] == 1.0
+    assert rigid_offset_A(np.zeros((0, 3)), grid) is None
+    assert rigid_offset_A(grid + [5.0, 5.0, 0.0], grid[:1]) is None  # nothing within 0.9 Å

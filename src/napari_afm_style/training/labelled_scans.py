@@ -26,7 +26,7 @@ from ..stack import AFMStack
 
 __all__ = ["LabelledScan", "read_labelled_scan", "read_labelled_scans", "dedupe_stacked", "top_layer_f1",
            "bootstrap_mean_ci",
-           "score_labelled_scans", "STACKED_LATERAL_A", "TOP_LAYER_DEPTH_A", "MATCH_LATERAL_A"]
+           "score_labelled_scans", "rigid_offset_A", "STACKED_LATERAL_A", "TOP_LAYER_DEPTH_A", "MATCH_LATERAL_A"]
 
 #: O closer than this laterally are one column (the highest kept)
 STACKED_LATERAL_A = 1.0
@@ -108,6 +108,30 @@ def top_layer_f1(predicted_O_A, true_O_A) -> dict:
     r = _n_matched(pred, top, MATCH_LATERAL_A) / len(top) if len(top) else 0.0
     f1 = 0.0 if p + r == 0 else 2 * p * r / (p + r)
     return {"precision": p, "recall": r, "f1": f1, "n_predicted": len(pred), "n_top": len(top)}
+
+
+def rigid_offset_A(predicted_O_A, true_O_A, within_A: float = 0.9) -> np.ndarray | None:
+    """Mean lateral offset (dx, dy) in Å of predicted O from the true top-layer O of one
+    scan: each true O's nearest prediction within ``within_A``; None when there is none.
+
+    A diagnostic of the error budget (what part of a scan's error is one shift of the
+    whole image against its atoms), never a correction: it needs the true atoms.
+
+    >>> true = np.array([[0.0, 0.0, -3.0], [3.0, 0.0, -3.0]])
+    >>> rigid_offset_A(true + [0.2, -0.4, 0.0], true).round(2).tolist()
+    [0.2, -0.4]
+    """
+    pred = dedupe_stacked(predicted_O_A)
+    true = dedupe_stacked(true_O_A)
+    if len(true):
+        true = true[true[:, 2] >= true[:, 2].max() - TOP_LAYER_DEPTH_A]
+    if len(pred) == 0 or len(true) == 0:
+        return None
+    d = np.linalg.norm(true[:, None, :2] - pred[None, :, :2], axis=2)
+    nearest, near = d.argmin(1), d.min(1) <= within_A
+    if not near.any():
+        return None
+    return (pred[nearest[near], :2] - true[near, :2]).mean(0)
 
 
 def score_labelled_scans(model, scans, transform=None, bootstrap: int = 2000, seed: int = 0) -> dict:
