@@ -26,6 +26,8 @@ def test_fields_and_geometry(small_stack):
         (dict(f0_Hz=np.nan), "f0_Hz"),
         (dict(origin_A=(1.0,)), "origin_A"),
         (dict(metadata={"x": object()}), "JSON"),
+        # beyond float32's range: refused as implausible, not turned into inf by the cast
+        (dict(data=np.full((5, 4, 4), 1e300)), "not plausible"),
     ],
 )
 def test_invalid_stacks_are_refused(small_stack, kwargs, message):

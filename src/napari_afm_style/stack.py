@@ -129,11 +129,12 @@ class AFMStack:
             raise StackError(f"Δf data is empty (shape {data.shape})")
         if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
             raise StackError(f"Δf data must be real numbers, got dtype {data.dtype}")
-        self.data = np.ascontiguousarray(data, dtype=np.float32)
-        finite = self.data[np.isfinite(self.data)]
+        # judged before the cast to float32, which would turn values beyond its range into inf
+        finite = data[np.isfinite(data)]
         if finite.size and float(np.abs(finite).max()) > PLAUSIBLE["abs_df_Hz"]:
             raise StackError(f"Δf values up to {float(np.abs(finite).max()):.3g} Hz are not plausible "
                              f"(more than {PLAUSIBLE['abs_df_Hz']:g} Hz): wrong byte order or units?")
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
         heights = np.atleast_1d(np.asarray(self.heights_A, dtype=np.float64))
         if heights.shape != (data.shape[0],):
             raise StackError(
