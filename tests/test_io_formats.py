@@ -466,3 +466,36 @@ def test_tiff_claimed_for_napari_only_when_it_looks_like_a_stack(tmp_path, small
     assert not any(tiff.looks_like_stack(f) for f in (photo, grey_ints, single, tmp_path / "missing.tif"))
     # read() still reads a grey-level stack a user names on purpose
     assert read_stack(grey_ints).data.shape == (5, 16, 16)
+
+
+def test_tiff_structures_that_would_mislabel_heights_are_refused_or_read_right(tmp_path):
+    import tifffile
+
+    from napari_afm_style.stack import AFMStack
+
+    # a page of another size: tifffile splits the file; reading one part would drop a height
+    odd = tmp_path / "odd.tif"
+    with tifffile.TiffWriter(odd) as w:
+        for i in range(5):
+            w.write(np.ones((8, 9 if i == 2 else 8), np.float32), photometric="minisblack", metadata=None)
+    with pytest.raises(FileFormatError, match=r"odd\.tif.*different sizes"):
+        read_stack(odd)
+    # the ImageJ z unit is the spacing's unit (50 pm = 0.5 Å steps), escaped units are decoded
+    z = tmp_path / "z.tif"
+    tifffile.imwrite(z, np.ones((3, 8, 8), np.float32), resolution=(5.0, 5.0), resolutionunit=1, metadata=None,
+                     photometric="minisblack",
+                     description="ImageJ=1.54f\nimages=3\nslices=3\nunit=\\u00C5\nzunit=pm\nspacing=50\n")
+    s = read_stack(z)
+    assert s.pixel_size_A == pytest.approx(0.2)
+    assert np.allclose(np.diff(s.heights_A), -0.5)
+    # two channels shown as colours (Δf and current) are not two heights
+    c = tmp_path / "channels.tif"
+    tifffile.imwrite(c, np.ones((2, 8, 8), np.float32), imagej=True, resolution=(50.0, 50.0),
+                     metadata={"axes": "CYX", "unit": "nm", "spacing": 0.05, "mode": "composite"})
+    with pytest.raises(FileFormatError, match=r"channels\.tif.*channels"):
+        read_stack(c)
+    # pages one pixel wide or tall come back as written
+    for shape in [(3, 1, 5), (3, 5, 1)]:
+        line = AFMStack(np.arange(15.0).reshape(shape), [3.0, 2.0, 1.0], 0.1, (0, 0))
+        back = read_stack(tiff.write_stack_tiff(line, tmp_path / f"line{shape[1]}.tif"))
+        assert back.shape == shape and np.array_equal(back.data, line.data)

@@ -35,10 +35,21 @@ def length_factor_A(unit: str | None) -> float | None:
     """Factor from ``unit`` to Å, or None when ``unit`` is not a length unit we know."""
     if unit is None:
         return None
-    u = str(unit).strip()
+    u = _unescape(str(unit).strip())
     if u in LENGTH_TO_A:
         return LENGTH_TO_A[u]
     return LENGTH_TO_A.get(u.lower())
+
+
+def _unescape(unit: str) -> str:
+    """Decode the ``\\uXXXX`` escapes Fiji writes for non-ASCII units (``\\u00C5`` is Å).
+
+    >>> _unescape("\\u00B5m")
+    'µm'
+    """
+    import re
+
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), unit)
 
 
 def frequency_factor_Hz(unit: str | None) -> float | None:

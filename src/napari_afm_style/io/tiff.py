@@ -126,23 +126,34 @@ def _rational(tag) -> float | None:
 
 def _pages(path: Path, tif) -> np.ndarray:
     """All pages as (n, ny, nx); refuses colour and higher-dimensional images."""
+    if len(tif.series) > 1:  # tifffile splits pages of another size or type into more series
+        shapes = ", ".join(str(tuple(x.shape)) for x in tif.series)
+        raise FileFormatError(
+            path, f"pages of different sizes or types ({len(tif.series)} series: {shapes}); a Δf "
+            "stack needs every height as a page of the same size: export the stack again"
+        )
     series = tif.series[0]
-    axes = "".join(a for a, n in zip(series.axes, series.shape) if n > 1)  # non-trivial axes
-    if "S" in axes:
+    if any(a == "S" and n > 1 for a, n in zip(series.axes, series.shape)):
         raise FileFormatError(
             path, "a colour (RGB) image, not a Δf stack: Δf pages must be single-channel"
         )
-    data = series.asarray()
-    data = np.squeeze(data)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3:
-        raise FileFormatError(
-            path, f"image axes {series.axes!r} with shape {series.shape}: expected pages of 2-D "
-            "Δf images (one per height)"
-        )
-    if not axes.endswith("YX") and len(axes) >= 2:
+    if series.axes[-2:] != "YX":
         raise FileFormatError(path, f"unexpected image axes {series.axes!r}; expected …YX pages")
+    axes = "".join(a for a, n in zip(series.axes[:-2], series.shape[:-2]) if n > 1)  # beyond YX
+    # one sequence of pages: ImageJ slices (Z), plain pages (I, Q), or a lone C/T axis in a
+    # grayscale file (tifffile's ImageJ default for any 3-D array is "channels"); refused: two
+    # sequences at once (channels × slices, a hyperstack) or channels shown as colours
+    mode = str((tif.imagej_metadata or {}).get("mode", "grayscale")).lower()
+    if len(axes) > 1 or (axes == "C" and mode in ("composite", "color", "colour")):
+        names = {"C": "channels", "T": "time points", "Z": "slices"}
+        what = " × ".join(names.get(a, f"axis {a!r}") for a in axes)
+        raise FileFormatError(
+            path, f"image axes {series.axes!r} with shape {series.shape} ({what}, ImageJ mode "
+            f"{mode!r}): more than the heights; keep only the Δf channel, one page per height "
+            "(e.g. Fiji: Image ▸ Hyperstacks ▸ Reduce Dimensionality)"
+        )
+    data = np.asarray(series.asarray())
+    data = data.reshape(int(np.prod(series.shape[:-2], dtype=np.int64)), *series.shape[-2:])
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         raise FileFormatError(path, f"pages of dtype {data.dtype} are not real numbers")
     return data
@@ -230,14 +241,23 @@ def read(path) -> AFMStack:
         if factor is not None and xres:
             px = factor / xres
             meta["pixel_size_source"] = f"ImageJ metadata (unit {unit!r}, XResolution)"
-            if yres and abs(factor / yres - px) > 1e-3 * px:
+            yunit = ij.get("yunit", unit)  # ImageJ: the y unit is the x unit unless given
+            yfactor = length_factor_A(yunit)
+            if yfactor is None:  # only an explicit yunit can be unknown here
+                raise FileFormatError(path, f"ImageJ y unit {yunit!r} is not a length unit this reader knows")
+            if yres and abs(yfactor / yres - px) > 1e-3 * px:
                 meta.setdefault("warnings", []).append(
-                    f"non-square pixels in the ImageJ metadata ({px:g} × {factor / yres:g} Å); using x"
+                    f"non-square pixels in the ImageJ metadata ({px:g} × {yfactor / yres:g} Å); using x"
                 )
         spacing = ij.get("spacing")
-        if factor is not None and spacing:
-            step = abs(float(spacing)) * factor
-            meta["height_step_source"] = f"ImageJ spacing ({spacing} {unit})"
+        zunit = ij.get("zunit", unit)  # ImageJ: the z unit is the x unit unless given
+        zfactor = length_factor_A(zunit) if zunit else None
+        if spacing and "zunit" in ij and zfactor is None:  # an unknown x unit: spacing unused, as before
+            raise FileFormatError(path, f"ImageJ z unit {zunit!r} of the slice spacing is not a length "
+                                        "unit this reader knows (use m, nm, pm or Å)")
+        if zfactor is not None and spacing:
+            step = abs(float(spacing)) * zfactor
+            meta["height_step_source"] = f"ImageJ spacing ({spacing} {zunit})"
     if px is None and xres and runit in (2, 3):
         candidate = (_INCH_TO_A if runit == 2 else _CM_TO_A) / xres
         if candidate < _MAX_PLAUSIBLE_PIXEL_A:
