@@ -54,11 +54,22 @@ def test_demo_writes_every_output_with_the_default_path(tmp_path, capsys):
         assert (out / name).stat().st_size > 0
 
 
-@pytest.mark.parametrize("args", [["predict"], ["translate", "x.npz"], ["generate"]])
+@pytest.mark.parametrize("args", [
+    ["predict"], ["translate", "x.npz"], ["generate"],
+    # out-of-range values are usage errors, refused before any file is read
+    ["translate", "x.npz", "-o", "y.npz", "--batch-size", "0"],
+    ["translate", "x.npz", "-o", "y.npz", "--batch-size", "-2"],
+    ["predict", "x.npz", "-o", "y.xyz", "--threshold", "5"],
+    ["predict", "x.npz", "-o", "y.xyz", "--threshold", "nan"],
+    ["predict", "x.npz", "-o", "y.xyz", "--device", "tpu"],
+    ["order", "x.xyz", "--cutoff", "-1"],
+    ["order", "x.xyz", "--max-points", "0"],
+])
 def test_usage_errors_exit_2(args, capsys):
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code == 2
+    assert "error:" in capsys.readouterr().err
 
 
 def test_convert_to_an_existing_folder_is_refused(tmp_path, capsys):

@@ -300,6 +300,11 @@ def test_cli_translate_stack_and_shard_folder(tmp_path):
     assert (tmp_path / "sim_fwd" / "shard_00001.npz").stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="other settings"):
         tmod.translate_shards(shards, tmp_path / "sim_fwd", "forward", 0.5, model, progress=False)
+    for bad in (0, -2, 1.5):  # -2 used to copy the input unchanged under a "strength 1" manifest
+        with pytest.raises(ValueError, match="batch_size"):
+            tmod.translate_shards(shards, tmp_path / f"bad{bad}", "forward", 1.0, model, progress=False,
+                                  batch_size=bad)
+        assert not (tmp_path / f"bad{bad}").exists()  # refused before any folder is made
 
 
 def _write_domains(tmp_path, first_seed: int, n: int = 6):

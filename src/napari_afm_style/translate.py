@@ -485,6 +485,8 @@ def translate_shards(in_dir, out_dir, direction: str = "forward", strength=1.0, 
         raise ValueError(f"{in_dir} holds no shard_*.npz files (see docs/architecture.md)")
     if out_dir.resolve() == in_dir.resolve():
         raise ValueError("the output folder must differ from the input folder")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number ≥ 1; got {batch_size!r}")
     tr = load_translator(model)
     s_value = validate_strength(strength, (tr.recommended_strength or {}).get(_check_direction(direction)))
     note = {"direction": direction, "meaning": DIRECTIONS[direction], "strength": s_value,

@@ -20,6 +20,8 @@ from ..order import (
     write_order_csv,
 )
 
+from ._options import int_at_least, positive_float
+
 __all__ = ["configure", "run"]
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default="theory",
                    help="shipped reference distribution (theory, theory_static, generator) or a geometry file "
                         "(default: theory)")
-    p.add_argument("--cutoff", type=float, default=DEFAULT_CUTOFF_A, help="O–O neighbour cutoff in Å (default 3.5)")
+    p.add_argument("--cutoff", type=positive_float, default=DEFAULT_CUTOFF_A, help="O–O neighbour cutoff in Å (default 3.5)")
     p.add_argument("--csv", metavar="OUT.csv", help="write per-centre S_k, S_g and the distances to this CSV")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsampling for the 2-D distances (default 0)")
-    p.add_argument("--max-points", type=int, default=1000,
-                   help="largest sample used for the 2-D EMD / MMD (default 1000)")
+    p.add_argument("--max-points", type=int_at_least(10), default=1000,
+                   help="largest sample of (S_k, S_g) points for the 2-D MMD (default 1000; the EMD has its own "
+                        "limit, stated in the output)")
 
 
 def _fmt(mean: float, std: float) -> str:

@@ -7,7 +7,7 @@ import json
 import logging
 
 from ..predict import DEFAULT_MODEL
-from ._options import add_device_option
+from ._options import add_device_option, unit_interval
 
 __all__ = ["configure", "run"]
 
@@ -19,7 +19,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output geometry (.xyz, extended XYZ with confidence)")
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="shipped model name (pure, handcrafted, style, hybrid) or a weights/checkpoint path")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=unit_interval, default=None,
                    help="minimum peak probability of an atom (default: the model's)")
     add_device_option(p, "the predictor")
     p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..translate import DIRECTIONS, validate_strength
-from ._options import add_device_option, add_progress_option
+from ._options import add_device_option, add_progress_option, int_at_least
 
 __all__ = ["configure", "run"]
 
@@ -32,7 +32,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strength", type=_strength_arg, default=1.0,
                    help="0…1 (0 = unchanged) or 'recommended' (the training's held-out choice); default 1")
     p.add_argument("--model", default=None, help="translator .pt or training folder (default: shipped weights)")
-    p.add_argument("--batch-size", type=int, default=8, help="stacks per forward pass of the generator (memory vs speed)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=8, help="stacks per forward pass of the generator (memory vs speed)")
     add_device_option(p, "the generator")
     add_progress_option(p)
 
