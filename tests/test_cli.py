@@ -143,3 +143,16 @@ def test_the_cli_reference_in_docs_is_what_the_cli_prints():
     script = Path(__file__).resolve().parents[1] / "scripts" / "cli_reference.py"
     r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_resim_of_a_prediction_goes_the_docks_way_and_reports_the_agreement(tmp_path, capsys):
+    from napari_afm_style.io import read_stack
+
+    stack = str(data_path(EXP_STACK))
+    assert main(["predict", stack, "-o", str(tmp_path / "p.xyz")]) == 0
+    assert main(["resim", str(tmp_path / "p.xyz"), "--like", stack, "-o", str(tmp_path / "r.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "closest-slice NCC" in out and "left out" in out
+    note = read_stack(tmp_path / "r.npz").metadata["resimulation"]
+    assert note["closest_slice_ncc"] >= 0.7  # as the demo and the Re-simulate dock get on this sample
+    assert note["left_out"] > 0 and note["min_confidence"] == 0.5
