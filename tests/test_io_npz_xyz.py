@@ -134,3 +134,22 @@ def test_a_killed_writer_leaves_the_old_file_and_its_orphan_is_removed_by_the_ne
     write_stack(new, target)
     assert [p.name for p in tmp_path.iterdir()] == ["scan.npz"]  # orphan gone, nothing else left
     assert read_stack(target).data.max() == 1.0
+
+
+def test_xyz_with_non_finite_positions_or_several_frames_is_refused(tmp_path):
+    from ase import Atoms
+
+    from napari_afm_style.io import FileFormatError, read_atoms, write_atoms
+
+    nan = tmp_path / "nan.xyz"
+    nan.write_text("2\nProperties=species:S:1:pos:R:3\nO nan 0 0\nH inf 0 1\n")
+    with pytest.raises(FileFormatError, match=r"nan\.xyz.*NaN"):
+        read_atoms(nan)
+    two = tmp_path / "two.xyz"
+    frame = 'Lattice="10 0 0 0 10 0 0 0 10" Properties=species:S:1:pos:R:3'
+    two.write_text(f"1\n{frame}\nO 0 0 0\n1\n{frame}\nO 1 0 0\n")
+    with pytest.raises(FileFormatError, match=r"two\.xyz.*2 structures"):
+        read_atoms(two)
+    with pytest.raises(ValueError, match="NaN"):
+        write_atoms(Atoms("O", positions=[[np.nan, 0, 0]]), tmp_path / "out.xyz")
+    assert not (tmp_path / "out.xyz").exists()

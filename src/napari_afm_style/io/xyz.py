@@ -133,17 +133,32 @@ def read_atoms(path) -> Atoms:
             import ase.io
 
             try:
-                atoms = ase.io.read(path, format="extxyz", index=-1)
+                frames = ase.io.read(path, format="extxyz", index=":")
             except Exception as e:  # ASE raises assorted errors on broken files
                 raise FileFormatError(path, f"broken extended XYZ: {e}") from e
-            return _check_elements(path, atoms)
+            return _check_positions(path, _one_frame(path, frames))
         return _read_plain_xyz(path, lines)
     import ase.io
 
     try:
-        atoms = ase.io.read(path)
+        frames = ase.io.read(path, index=":")
     except Exception as e:
         raise FileFormatError(path, f"ASE cannot read this geometry: {e}") from e
+    return _check_positions(path, _one_frame(path, frames))
+
+
+def _one_frame(path: Path, frames) -> Atoms:
+    """The only structure of a file; a trajectory is refused rather than cut to one frame."""
+    frames = frames if isinstance(frames, list) else [frames]
+    if len(frames) != 1:
+        raise FileFormatError(path, f"{len(frames)} structures (a trajectory); save the one to use "
+                                    "as its own file (e.g. ase.io.write(out, ase.io.read(path, index=-1)))")
+    return frames[0]
+
+
+def _check_positions(path: Path, atoms: Atoms) -> Atoms:
+    if not np.all(np.isfinite(atoms.positions)):
+        raise FileFormatError(path, "positions contain NaN or infinite values")
     return _check_elements(path, atoms)
 
 
@@ -155,6 +170,8 @@ def write_atoms(atoms: Atoms, path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in (".xyz", ".extxyz"):
         raise ValueError(f"{path}: geometries are written as .xyz / .extxyz")
+    if not np.all(np.isfinite(atoms.positions)):
+        raise ValueError(f"{path}: positions contain NaN or infinite values; nothing written")
     check_overwrite(path, is_xyz)
     atoms = atoms.copy()
     # ASE's extxyz writer cannot serialise nested dicts; keep scalars and strings.
