@@ -153,3 +153,19 @@ def test_xyz_with_non_finite_positions_or_several_frames_is_refused(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         write_atoms(Atoms("O", positions=[[np.nan, 0, 0]]), tmp_path / "out.xyz")
     assert not (tmp_path / "out.xyz").exists()
+
+
+def test_writers_keep_read_only_files_and_other_peoples_temporaries(tmp_path, small_stack):
+    target = tmp_path / "scan[1].npz"
+    write_stack(small_stack, target)
+    target.chmod(0o444)  # marked read-only by its owner
+    with pytest.raises(PermissionError, match=r"scan\[1\]\.npz.*write-protected"):
+        write_stack(small_stack, target)
+    target.chmod(0o644)
+    # files that only look like a killed writer's temporary are the user's: kept
+    backup = tmp_path / ".scan[1].npz.20240101.bak"
+    backup.write_text("x")
+    lookalike = tmp_path / ".scan1.npz.99999999.abcdefgh.npz"
+    lookalike.write_text("x")
+    write_stack(small_stack, target)
+    assert backup.exists() and lookalike.exists()

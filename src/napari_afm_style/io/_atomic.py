@@ -49,12 +49,17 @@ def _alive(pid: int) -> bool:
 def remove_orphans(path) -> list[Path]:
     """Delete the temporary files that writers of ``path`` left when they were killed
     (``.NAME.PID.XXXX.SUFFIX`` whose process no longer runs); returns what was removed."""
+    import glob
+    import re
+
     path = Path(path)
     removed = []
+    # exactly what atomic_path makes: mkstemp's 8 random characters after the writer's pid
+    ours = re.compile(re.escape(f".{path.name}.") + r"(\d+)\.[a-z0-9_]{8}(\.[^.]*)?")
     with contextlib.suppress(OSError):
-        for tmp in path.parent.glob(f".{path.name}.*"):
-            parts = tmp.name[len(path.name) + 2:].split(".")
-            if len(parts) >= 2 and parts[0].isdigit() and not _alive(int(parts[0])):
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*"):
+            match = ours.fullmatch(tmp.name)
+            if match and not _alive(int(match.group(1))):
                 with contextlib.suppress(OSError):
                     tmp.unlink()
                     removed.append(tmp)
@@ -80,6 +85,9 @@ def atomic_path(path, suffix: str | None = None):
     first (:func:`remove_orphans`).
     """
     path = Path(path)
+    if path.is_file() and (not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222):
+        raise PermissionError(f"{path}: the file is write-protected (or not yours to change); "
+                              "refusing to replace it: choose another name or change its permissions")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path)
     try:
