@@ -156,3 +156,18 @@ def test_resim_of_a_prediction_goes_the_docks_way_and_reports_the_agreement(tmp_
     note = read_stack(tmp_path / "r.npz").metadata["resimulation"]
     assert note["closest_slice_ncc"] >= 0.7  # as the demo and the Re-simulate dock get on this sample
     assert note["left_out"] > 0 and note["min_confidence"] == 0.5
+
+
+def test_refusals_of_a_stacks_content_name_the_file_and_csv_folders_are_not_made(tmp_path, capsys):
+    import numpy as np
+
+    from napari_afm_style.io import write_stack
+    from napari_afm_style.stack import AFMStack
+
+    one = write_stack(AFMStack(np.random.default_rng(0).random((1, 64, 64)), [0.0], 0.125, (0, 0)),
+                      tmp_path / "one_height.npz")
+    assert main(["predict", str(one), "-o", str(tmp_path / "x.xyz")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: {one}: the stack has 1 height" in err[0]
+    assert main(["order", "x.xyz", "--csv", str(tmp_path / "missing" / "o.csv")]) == 1
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()

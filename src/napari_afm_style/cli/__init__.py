@@ -163,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.opencl_platform < 0:
             parser.error("--opencl-platform must be 0 or more")
         os.environ[OPENCL_PLATFORM_ENV] = str(args.opencl_platform)  # also reaches worker processes
-    output = getattr(args, "output", None)
-    if output and not Path(output).resolve().parent.is_dir():
-        # a typo in -o must not silently create a tree of folders
-        log.error(f"afm-style {args.command}: error: {output}: the folder {Path(output).parent} does not exist; "
-                  "create it first")
-        return EXIT_RUNTIME_ERROR
+    for output in (getattr(args, "output", None), getattr(args, "csv", None)):
+        if output and not Path(output).resolve().parent.is_dir():
+            # a typo in -o / --csv must not silently create a tree of folders
+            log.error(f"afm-style {args.command}: error: {output}: the folder {Path(output).parent} does not "
+                      "exist; create it first")
+            return EXIT_RUNTIME_ERROR
     run = command_module(args.command).run
     try:
         return int(run(args) or 0)
@@ -178,8 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError) as e:
         # OSError: missing, unreadable, read-only or existing paths; ValueError: bad content
         # (FileFormatError) or parameters; RuntimeError: a job that could not finish
-        log.error(f"afm-style {args.command}: error: {e}", exc_info=args.verbosity > 0)
+        message = str(e)
+        source = next((getattr(args, name) for name in INPUT_ARGUMENTS if isinstance(getattr(args, name, None), str)),
+                      None)
+        if source and source not in message and not isinstance(e, OSError):
+            message = f"{source}: {message}"  # name the file whose content was refused
+        log.error(f"afm-style {args.command}: error: {message}", exc_info=args.verbosity > 0)
         return EXIT_RUNTIME_ERROR
+
+
+#: the positional argument that names a command's input file, in the order they are tried
+INPUT_ARGUMENTS = ("stack", "input", "geometry", "file")
 
 
 if __name__ == "__main__":  # pragma: no cover
