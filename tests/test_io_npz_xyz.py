@@ -169,3 +169,27 @@ def test_writers_keep_read_only_files_and_other_peoples_temporaries(tmp_path, sm
     lookalike.write_text("x")
     write_stack(small_stack, target)
     assert backup.exists() and lookalike.exists()
+
+
+def test_npz_units_table_is_honoured(tmp_path):
+    import json
+
+    from napari_afm_style.stack import UNITS, AFMStack
+
+    s = AFMStack(np.random.default_rng(1).random((3, 8, 8)), [0.2, 0.1, 0.0], 0.1, (0, 0))
+    # a bare file (no metadata): closest slice at 0 → the relative frame, defaults recorded
+    np.savez(tmp_path / "bare.npz", df=s.data, heights_A=s.heights_A, pixel_size_A=0.125)
+    bare = read_stack(tmp_path / "bare.npz")
+    assert not bare.heights_are_absolute and bare.metadata["f0_source"] == "default"
+    # every unit is checked, not only the data's and the heights'
+    d = s.to_dict()
+    d["units_json"] = np.str_(json.dumps(dict(UNITS, pixel_size_A="nm")))
+    np.savez(tmp_path / "nm.npz", **d)
+    with pytest.raises(FileFormatError, match=r"nm\.npz.*pixel_size_A stored in 'nm'"):
+        read_stack(tmp_path / "nm.npz")
+    # per-slice normalised data stays labelled so through a round trip
+    d = s.to_dict()
+    d["units_json"] = np.str_(json.dumps(dict(UNITS, data="normalised")))
+    np.savez(tmp_path / "norm.npz", **d)
+    again = read_stack(write_stack(read_stack(tmp_path / "norm.npz"), tmp_path / "norm2.npz"))
+    assert again.data_unit == "normalised"

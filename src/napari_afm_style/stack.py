@@ -201,6 +201,11 @@ class AFMStack:
         return str(self.metadata.get("height_frame", HEIGHT_FRAME_ABSOLUTE))
 
     @property
+    def data_unit(self) -> str:
+        """``"Hz"``, or ``"normalised"`` for Δf already normalised per slice (unitless)."""
+        return "normalised" if self.metadata.get("data_unit") == "normalised" else "Hz"
+
+    @property
     def heights_are_absolute(self) -> bool:
         return self.height_frame.startswith("absolute")
 
@@ -262,7 +267,7 @@ class AFMStack:
             "k_N_per_m": np.float64(self.k_N_per_m),
             "amplitude_A": np.float64(self.amplitude_A),
             "metadata_json": np.str_(json.dumps(self.metadata)),
-            "units_json": np.str_(json.dumps(UNITS)),
+            "units_json": np.str_(json.dumps(dict(UNITS, data=self.data_unit))),
         }
 
     def __repr__(self) -> str:

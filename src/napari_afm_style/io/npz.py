@@ -106,11 +106,24 @@ def read_stack_npz(path) -> AFMStack:
     units = _json_dict(path, arrays, "units_json") or dict(UNITS)
     if units.get("data", "Hz") not in ("Hz", "normalised"):
         raise FileFormatError(path, f"unsupported Δf unit {units.get('data')!r}")
-    if units.get("heights_A", "angstrom") != "angstrom":
-        raise FileFormatError(path, f"heights must be in angstrom, file says {units['heights_A']!r}")
+    for key, unit in UNITS.items():  # every field in the unit this project stores it in
+        if key != "data" and units.get(key, unit) != unit:
+            raise FileFormatError(path, f"{key} stored in {units[key]!r}; this format keeps it in {unit!r} "
+                                        "(convert it, or write the stack with write_stack)")
     meta = _json_dict(path, arrays, "metadata_json") or {}
     meta.setdefault("source_file", str(path))
     meta.setdefault("source_format", "npz")
+    if units.get("data") == "normalised":
+        meta["data_unit"] = "normalised"  # kept, so that no later step calls these numbers Hz
+    for key, name in (("f0_Hz", "f0_source"), ("k_N_per_m", "k_source"), ("amplitude_A", "amplitude_source")):
+        if key not in arrays:
+            meta.setdefault(name, "default")
+    heights = np.asarray(arrays["heights_A"], dtype=float).ravel()
+    if "height_frame" not in meta and heights.size and np.isfinite(heights).all() and heights.min() == 0.0:
+        # a bare file whose closest slice is at 0 uses the relative frame of experimental
+        # scans; taking it as absolute would put the sample 0 Å under the tip
+        meta["height_frame"] = ("relative: 0 = closest slice, positive = farther (assumed: the file names "
+                                "no height frame and its closest slice is at 0 Å)")
     for key in ("pixel_size_A", "f0_Hz", "k_N_per_m", "amplitude_A"):
         if key in arrays and np.size(arrays[key]) != 1:
             raise FileFormatError(path, f"{key} must be a single number, got an array of shape {np.shape(arrays[key])}")

@@ -404,7 +404,7 @@ def _result(like, data, tip, settings, plan, lvec, ndim, charge_source, offset, 
 
     meta = copy.deepcopy(like.metadata)
     history = meta.pop("history", [])
-    for key in ("instrument", "file", "channel", "source_file"):
+    for key in ("instrument", "file", "channel", "source_file", "data_unit"):  # a simulation is in Hz
         meta.pop(key, None)
     meta.update(
         source="simulation (ppafm OpenCL, probe-particle model)",
