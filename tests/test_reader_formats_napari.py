@@ -94,3 +94,17 @@ def test_several_sxm_frames_stacked_by_napari_open_as_one_stack(make_napari_view
     assert len(layers) == 1 and layers[0].data.shape == (3, 5, 6)
     np.testing.assert_allclose(layers[0].data, read_stack(tmp_path).data)
     assert napari_get_reader(files[:2] + [str(tmp_path / "notes.txt")]) is None
+
+
+def test_what_the_reader_assumed_is_told_to_the_person(tmp_path, monkeypatch):
+    import tifffile
+
+    import napari_afm_style._reader as reader_module
+
+    told = []
+    monkeypatch.setattr(reader_module, "_notify", told.append)
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.ones((4, 16, 16), np.float32), photometric="minisblack", metadata=None)
+    assert _open(plain) is not None
+    assert any("plain.tif" in t and "no pixel size" in t for t in told)
+    assert any("no tip heights" in t for t in told)

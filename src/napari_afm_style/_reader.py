@@ -70,6 +70,10 @@ def _notify(message: str) -> None:
 def _read_stack(path):
     path = path[0] if isinstance(path, list) else path
     stack = read_stack(path)
+    from .io import reading_notes
+
+    for note in reading_notes(stack):
+        _notify(f"{Path(path).name}: {note}")
     return [stack_layer_data(stack, name=f"Δf {Path(path).name}")]
 
 

@@ -149,7 +149,9 @@ def _load_model_file(path: Path, name: str, device: str) -> LoadedModel:
     try:
         blob = weights.load(path)
     except Exception as e:  # torch raises assorted errors for foreign files
-        raise ValueError(f"{path}: not a predictor weights or checkpoint file ({e})") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a predictor weights or checkpoint file of this project "
+                         f"({type(e).__name__}: {first[:160]})") from e
     fmt = weights.format_of(blob)
     missing = [k for k in (("state_dict",) if fmt == WEIGHTS_FORMAT else ("model_state",) if fmt == CHECKPOINT_FORMAT
                            else ()) + ("model_config",) if k not in blob]

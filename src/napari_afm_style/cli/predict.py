@@ -28,10 +28,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..io import read_stack, write_atoms
+    from ..io import read_stack, reading_notes, write_atoms
     from ..predict import predict_maps
 
     stack = read_stack(args.stack)
+    for note in reading_notes(stack):
+        log.warning(f"{args.stack}: note: {note}")
     maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta)
     atoms = maps.atoms(args.threshold)
     # extended XYZ keeps only scalar info entries: add flat copies of the essentials

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import argparse
 from pathlib import Path
 
 from ..translate import DIRECTIONS, validate_strength
 from ._options import add_device_option, add_progress_option, int_at_least
+
+log = logging.getLogger(__name__)
 
 __all__ = ["configure", "run"]
 
@@ -38,7 +42,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..io import read_stack, write_stack
+    from ..io import read_stack, reading_notes, write_stack
     from ..io.shards import ShardFolder
     from ..translate import translate, translate_shards
 
@@ -52,6 +56,8 @@ def run(args) -> int:
               f"({summary['shards_skipped']} already done) → {summary['out_dir']}")
         return 0
     stack = read_stack(src)
+    for note in reading_notes(stack):
+        log.warning(f"{src}: note: {note}")
     out = translate(stack, args.direction, args.strength, args.model, args.device)
     path = write_stack(out, args.output)
     t = out.metadata["translation"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..stack import AFMStack, StackError
 from ._atomic import FileFormatError
 from .npz import is_stack_npz, read_stack_npz, write_stack_npz
+from ._notes import reading_notes
 from .xyz import read_atoms, write_atoms
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "write_atoms",
     "stack_format",
     "STACK_FORMATS",
+    "reading_notes",
 ]
 
 #: (name, module) for every stack format, in the order they are tried.
