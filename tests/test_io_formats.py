@@ -499,3 +499,22 @@ def test_tiff_structures_that_would_mislabel_heights_are_refused_or_read_right(t
         line = AFMStack(np.arange(15.0).reshape(shape), [3.0, 2.0, 1.0], 0.1, (0, 0))
         back = read_stack(tiff.write_stack_tiff(line, tmp_path / f"line{shape[1]}.tif"))
         assert back.shape == shape and np.array_equal(back.data, line.data)
+
+
+def test_gwy_channels_with_heights_from_titles_and_from_metadata_are_refused(tmp_path):
+    from gwyfile.objects import GwyContainer, GwyDataField, GwySIUnit
+
+    def field():
+        return GwyDataField(np.random.default_rng(0).random((8, 8)), xreal=2e-9, yreal=2e-9,
+                            si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr="Hz"))
+
+    c = GwyContainer()
+    c["/0/data"], c["/0/data/title"] = field(), "Frequency shift z=2 Å"
+    c["/1/data"], c["/1/data/title"] = field(), "Frequency shift"
+    meta = GwyContainer()
+    meta["Z-Controller>Z (m)"] = "5.000E-9"
+    c["/1/meta"] = meta
+    c["/2/data"], c["/2/data/title"] = field(), "Frequency shift z=1 Å"
+    c.tofile(str(tmp_path / "mixed.gwy"))
+    with pytest.raises(FileFormatError, match=r"mixed\.gwy.*different places"):
+        read_stack(tmp_path / "mixed.gwy")

@@ -306,6 +306,13 @@ def read(path) -> AFMStack:
         meta["height_frame"] = "relative: single channel at height 0"
         meta["heights_known"] = found[0][0] is not None
     elif all(h is not None for h, _ in found):
+        kinds = {"title" if src == "channel title" else "metadata" for _, src in found}
+        if len(kinds) > 1:  # titles give heights relative to the scan, metadata the piezo's z
+            by = "; ".join(f"channel {g['n']}: {src}" for g, (_, src) in zip(grids, found))
+            raise FileFormatError(
+                path, f"the channels' heights come from different places ({by}), which need not share "
+                "a zero; give every channel its height the same way (all in the titles, e.g. 'z=1.2 Å')"
+            )
         order = sorted(range(len(grids)), key=lambda i: found[i][0], reverse=True)
         grids = [grids[i] for i in order]
         found = [found[i] for i in order]
