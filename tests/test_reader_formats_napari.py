@@ -108,3 +108,18 @@ def test_what_the_reader_assumed_is_told_to_the_person(tmp_path, monkeypatch):
     assert _open(plain) is not None
     assert any("plain.tif" in t and "no pixel size" in t for t in told)
     assert any("no tip heights" in t for t in told)
+
+
+def test_a_huge_unrecognised_file_is_not_read_whole_to_explain_it(tmp_path, monkeypatch):
+    import napari_afm_style._reader as reader_module
+    from napari_afm_style._reader import broken_reason
+
+    big = tmp_path / "big.xyz"
+    with open(big, "wb") as fh:  # sparse: 200 MB of nothing, no newline
+        fh.truncate(200 * 2**20)
+    monkeypatch.setattr(reader_module, "read_atoms", lambda p: (_ for _ in ()).throw(AssertionError("read")))
+    assert "too large to examine" in broken_reason(big)
+    told = []
+    monkeypatch.setattr(reader_module, "_notify", told.append)
+    assert napari_get_reader(str(big)) is None  # refused without reading it (read_atoms would raise)
+    assert told and "too large to examine" in told[0]

@@ -39,6 +39,10 @@ def napari_get_reader(path):
 _OURS_ONLY = {".sxm": "sxm", ".gwy": "gwy", ".xyz": None, ".extxyz": None}
 
 
+#: files the sniffers refused are read to explain why only up to this size
+BROKEN_CHECK_MAX_BYTES = 64 * 2**20
+
+
 def broken_reason(path) -> str | None:
     """Why ``path``, a file of one of our own formats that the sniffers refused, cannot be
     read (the same message the CLI prints); None for a foreign or missing file."""
@@ -46,6 +50,10 @@ def broken_reason(path) -> str | None:
     suffix = p.suffix.lower()
     if suffix not in _OURS_ONLY or not p.is_file():
         return None
+    size = p.stat().st_size
+    if size > BROKEN_CHECK_MAX_BYTES:  # napari asks on its GUI thread: no full read of a huge file here
+        return (f"not recognised, and at {size / 2**20:.0f} MB too large to examine while opening; "
+                f"`afm-style info {p.name}` says what is wrong with it")
     import importlib
 
     try:

@@ -76,9 +76,9 @@ def _load(path: Path):
     import gwyfile
 
     with open(path, "rb") as fh:
-        buf = fh.read()
-    if buf[:4] != MAGIC:
-        raise FileFormatError(path, "not a Gwyddion 2 file (no 'GWYP' magic)")
+        if fh.read(4) != MAGIC:  # checked before the whole file is read
+            raise FileFormatError(path, "not a Gwyddion 2 file (no 'GWYP' magic)")
+        buf = MAGIC + fh.read()
     # Top level: NUL-terminated type name, then the uint32 little-endian byte size.
     nul = buf.find(b"\0", 4, 4 + 256)
     if nul < 0 or len(buf) < nul + 5:

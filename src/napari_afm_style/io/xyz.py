@@ -54,7 +54,7 @@ def is_xyz(path) -> bool:
         return False
     try:
         with open(path, encoding="utf-8", errors="strict") as fh:
-            first = fh.readline().strip()
+            first = fh.readline(64).strip()  # bounded: a huge file without newlines is not read whole
         return first.isdigit()
     except (OSError, UnicodeDecodeError):
         return False
