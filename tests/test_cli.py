@@ -171,3 +171,12 @@ def test_refusals_of_a_stacks_content_name_the_file_and_csv_folders_are_not_made
     assert len(err) == 1 and f"error: {one}: the stack has 1 height" in err[0]
     assert main(["order", "x.xyz", "--csv", str(tmp_path / "missing" / "o.csv")]) == 1
     assert "does not exist" in capsys.readouterr().err and not (tmp_path / "missing").exists()
+
+
+def test_predict_shows_a_progress_bar_unless_told_not_to(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    stack = str(data_path(EXP_STACK))
+    assert main(["predict", stack, "-o", str(tmp_path / "a.xyz")]) == 0
+    assert "predicting" in capsys.readouterr().err
+    assert main(["predict", stack, "-o", str(tmp_path / "b.xyz"), "--no-progress"]) == 0
+    assert "predicting" not in capsys.readouterr().err

@@ -443,7 +443,8 @@ def _network_probabilities(net, window: np.ndarray, device, n_views: int) -> np.
 
 
 def predict_maps(stack, model=DEFAULT_MODEL, device: str = "cpu", tile_px: int = 128, overlap_px: int = 32,
-                 max_untiled_px: int = 192, test_time_augmentation: int | None = None) -> PredictionMaps:
+                 max_untiled_px: int = 192, test_time_augmentation: int | None = None,
+                 progress: bool = False) -> PredictionMaps:
     """Run the network on ``stack`` and return its probability maps with their frame.
 
     Parameters
@@ -463,6 +464,8 @@ def predict_maps(stack, model=DEFAULT_MODEL, device: str = "cpu", tile_px: int =
         plain network). Default: the model's calibrated choice
         (:func:`write_inference_calibration`), else :data:`DEFAULT_TEST_TIME_AUGMENTATION`.
         The default threshold follows the view count (each is calibrated separately).
+    progress : bool
+        Show a progress bar over the windows on stderr (the command line does).
     """
     import torch
 
@@ -481,12 +484,26 @@ def predict_maps(stack, model=DEFAULT_MODEL, device: str = "cpu", tile_px: int =
     dev = loaded.device
     n_views = loaded.test_time_augmentation if test_time_augmentation is None else int(test_time_augmentation)
     _dihedral_views(n_views)  # validate before any work
-    with torch.inference_mode():
-        for (y0, y1, ky0, ky1) in ty:
-            for (x0, x1, kx0, kx1) in tx:
-                window = normalise_slices(data[:, y0:y1, x0:x1])
-                prob = _network_probabilities(net, window, dev, n_views)
-                maps[..., ky0:ky1, kx0:kx1] = prob[..., ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0]
+    bar = None
+    if progress:
+        import sys
+
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(ty) * len(tx), desc=f"predicting ({n_views} view(s) per window)", unit="window",
+                   file=sys.stderr)
+    try:
+        with torch.inference_mode():
+            for (y0, y1, ky0, ky1) in ty:
+                for (x0, x1, kx0, kx1) in tx:
+                    window = normalise_slices(data[:, y0:y1, x0:x1])
+                    prob = _network_probabilities(net, window, dev, n_views)
+                    maps[..., ky0:ky1, kx0:kx1] = prob[..., ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0]
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     info = {
         "predictor_model": loaded.name,
         "predictor_model_source": loaded.source,

@@ -7,7 +7,7 @@ import json
 import logging
 
 from ..predict import DEFAULT_MODEL
-from ._options import add_device_option, unit_interval
+from ._options import add_device_option, add_progress_option, unit_interval
 
 __all__ = ["configure", "run"]
 
@@ -22,6 +22,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=unit_interval, default=None,
                    help="minimum peak probability of an atom (default: the model's)")
     add_device_option(p, "the predictor")
+    add_progress_option(p)
     p.add_argument("--tta", type=int, default=None, choices=(1, 2, 4, 8),
                    help="mirrored/rotated views of the stack whose maps are averaged "
                         "(default: the model's calibrated choice)")
@@ -34,7 +35,8 @@ def run(args) -> int:
     stack = read_stack(args.stack)
     for note in reading_notes(stack):
         log.warning(f"{args.stack}: note: {note}")
-    maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta)
+    maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta,
+                       progress=not args.no_progress)
     atoms = maps.atoms(args.threshold)
     # extended XYZ keeps only scalar info entries: add flat copies of the essentials
     atoms.info["preprocessing_json"] = json.dumps(atoms.info.get("preprocessing", {}))
