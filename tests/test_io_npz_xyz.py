@@ -193,3 +193,11 @@ def test_npz_units_table_is_honoured(tmp_path):
     np.savez(tmp_path / "norm.npz", **d)
     again = read_stack(write_stack(read_stack(tmp_path / "norm.npz"), tmp_path / "norm2.npz"))
     assert again.data_unit == "normalised"
+
+
+def test_a_stack_is_not_written_under_another_kind_of_files_suffix(tmp_path, small_stack):
+    with pytest.raises(ValueError, match=r"c\.xyz.*\.npz.*\.tif"):
+        write_stack(small_stack, tmp_path / "c.xyz")
+    assert list(tmp_path.iterdir()) == []
+    assert write_stack(small_stack, tmp_path / "scan").name == "scan.npz"
+    assert write_stack(small_stack, tmp_path / "scan.2024.05").name == "scan.2024.05.npz"

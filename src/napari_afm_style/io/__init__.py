@@ -98,12 +98,18 @@ def read_stack(path) -> AFMStack:
 
 def write_stack(stack: AFMStack, path) -> Path:
     """Write ``stack`` by the name's suffix: ``.tif``/``.tiff`` as a float32 multi-page
-    TIFF (parameters in the first page's description, readable by ImageJ/Fiji), anything
-    else as the project's ``.npz``. Atomic; never clobbers a file that is not a stack of ours.
+    TIFF (parameters in the first page's description, readable by ImageJ/Fiji), ``.npz`` (or
+    no suffix, which gets ``.npz``) as the project's ``.npz``; a suffix of another kind of
+    file (``.xyz``, ``.png``, ``.sxm`` …) is refused rather than quietly extended. Atomic;
+    never clobbers a file that is not a stack of ours.
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give a file name to write to, e.g. {path / 'stack.npz'}")
+    # a word after the last dot names another kind of file; "scan.2024.05" just has dots
+    if path.suffix[1:].isalpha() and path.suffix.lower() not in (".npz", ".tif", ".tiff"):
+        raise ValueError(f"{path}: a Δf stack is written as .npz (the project's format, every parameter "
+                         f"kept) or .tif/.tiff (ImageJ/Fiji), not as {path.suffix!r}")
     if path.suffix.lower() in (".tif", ".tiff"):
         from .tiff import write_stack_tiff
 
