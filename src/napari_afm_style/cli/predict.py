@@ -29,12 +29,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..io import read_stack, reading_notes, write_atoms
+    from ..io import write_atoms
     from ..predict import predict_maps
+    from ._inputs import read_input_stack
 
-    stack = read_stack(args.stack)
-    for note in reading_notes(stack):
-        log.warning(f"{args.stack}: note: {note}")
+    stack = read_input_stack(args.stack)
     maps = predict_maps(stack, args.model, device=args.device, test_time_augmentation=args.tta,
                        progress=not args.no_progress)
     atoms = maps.atoms(args.threshold)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import argparse
 from pathlib import Path
 
 from ..translate import DIRECTIONS, validate_strength
 from ._options import add_device_option, add_progress_option, int_at_least
-
-log = logging.getLogger(__name__)
 
 __all__ = ["configure", "run"]
 
@@ -42,9 +38,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..io import read_stack, reading_notes, write_stack
+    from ..io import write_stack
     from ..io.shards import ShardFolder
     from ..translate import translate, translate_shards
+    from ._inputs import read_input_stack
 
     src = Path(args.input)
     if not src.exists():
@@ -55,9 +52,7 @@ def run(args) -> int:
         print(f"translated {summary['stacks']} stacks in {summary['shards_written']} shard(s) "
               f"({summary['shards_skipped']} already done) → {summary['out_dir']}")
         return 0
-    stack = read_stack(src)
-    for note in reading_notes(stack):
-        log.warning(f"{src}: note: {note}")
+    stack = read_input_stack(src)
     out = translate(stack, args.direction, args.strength, args.model, args.device)
     path = write_stack(out, args.output)
     t = out.metadata["translation"]

@@ -26,7 +26,7 @@ from ..stack import AFMStack
 
 __all__ = ["LabelledScan", "read_labelled_scan", "read_labelled_scans", "dedupe_stacked", "top_layer_f1",
            "bootstrap_mean_ci",
-           "score_labelled_scans", "rigid_offset_A", "STACKED_LATERAL_A", "TOP_LAYER_DEPTH_A", "MATCH_LATERAL_A"]
+           "score_labelled_scans", "rigid_offset_A", "top_layer", "STACKED_LATERAL_A", "TOP_LAYER_DEPTH_A", "MATCH_LATERAL_A"]
 
 #: O closer than this laterally are one column (the highest kept)
 STACKED_LATERAL_A = 1.0
@@ -98,12 +98,17 @@ def _n_matched(a: np.ndarray, b: np.ndarray, tol_A: float) -> int:
     return int((d[r, c] <= tol_A).sum())
 
 
+def top_layer(true_O_A) -> np.ndarray:
+    """The true O within :data:`TOP_LAYER_DEPTH_A` of the highest one (what the tip sees)."""
+    true = np.asarray(true_O_A, float).reshape(-1, 3)
+    return true[true[:, 2] >= true[:, 2].max() - TOP_LAYER_DEPTH_A] if len(true) else true
+
+
 def top_layer_f1(predicted_O_A, true_O_A) -> dict:
     """Precision, recall and F1 of predicted O against the true O of one scan (rules above)."""
     pred = dedupe_stacked(predicted_O_A)
     every = dedupe_stacked(true_O_A)
-    true = np.asarray(true_O_A, float).reshape(-1, 3)
-    top = true[true[:, 2] >= true[:, 2].max() - TOP_LAYER_DEPTH_A] if len(true) else true
+    top = top_layer(true_O_A)
     p = _n_matched(pred, every, MATCH_LATERAL_A) / len(pred) if len(pred) else 0.0
     r = _n_matched(pred, top, MATCH_LATERAL_A) / len(top) if len(top) else 0.0
     f1 = 0.0 if p + r == 0 else 2 * p * r / (p + r)
@@ -122,9 +127,7 @@ def rigid_offset_A(predicted_O_A, true_O_A, within_A: float = 0.9) -> np.ndarray
     [0.2, -0.4]
     """
     pred = dedupe_stacked(predicted_O_A)
-    true = dedupe_stacked(true_O_A)
-    if len(true):
-        true = true[true[:, 2] >= true[:, 2].max() - TOP_LAYER_DEPTH_A]
+    true = top_layer(dedupe_stacked(true_O_A))
     if len(pred) == 0 or len(true) == 0:
         return None
     d = np.linalg.norm(true[:, None, :2] - pred[None, :, :2], axis=2)
